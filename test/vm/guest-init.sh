@@ -1,0 +1,161 @@
+#!/bin/bash
+# PID 1 of the test VM, started by the initramfs after switch_root into the
+# host's / (read-only 9p).  The host's run.sh left its settings in the job
+# share at /run/mrcache-vm: config (shell variables), env (exports for the
+# command), cmd and insmod (NUL-separated lists).  This script prepares the
+# guest, runs the command, reports its status through the job share and the
+# console, saves dmesg for the host to scan and powers off.
+#
+# Exit statuses written here beyond the command's own: 125 = the guest could
+# not be prepared (the message on the console says why).
+set -euo pipefail
+
+job=/run/mrcache-vm
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+say() {
+	printf 'mrcache-vm: %s\n' "$*"
+}
+
+setup_failed() {
+	say "setup failed: $*"
+	finish 125
+}
+
+# Must never fail: the host is waiting for a status and a powered-off VM.
+finish() {
+	local status=$1
+
+	set +e
+	dmesg >"$job/dmesg" 2>/dev/null
+	echo "$status" >"$job/status"
+	sync
+	echo "MRCACHE-VM-EXIT=$status"
+	busybox poweroff -f
+	exit "$status" # only reached if poweroff failed; the kernel panics
+}
+
+mount_basics() {
+	mount -t proc proc /proc
+	mount -t sysfs sysfs /sys
+	mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+	mkdir -p /dev/pts /dev/shm
+	mount -t devpts devpts /dev/pts
+	mount -t tmpfs tmpfs /dev/shm
+	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
+}
+
+# The host has no modules for the guest kernel; show the cached ones at the
+# usual place.  A bind mount, so it survives the tmpfs put over /tmp later.
+mount_modules() {
+	local kver
+
+	kver=$(uname -r)
+	mount -t tmpfs -o mode=755 tmpfs /lib/modules
+	mkdir "/lib/modules/$kver"
+	mount --bind "$kdir/lib/modules/$kver" "/lib/modules/$kver"
+}
+
+# A writable /tmp hides the host's /tmp, where the checkout, its build or the
+# cache may live (CI clones anywhere).  Keep those host paths visible.
+mount_tmp() {
+	local path
+
+	mkdir -p "$job/host-tmp"
+	mount --bind /tmp "$job/host-tmp"
+	mount -t tmpfs -o mode=1777 tmpfs /tmp
+	for path in "${keep_paths[@]}"; do
+		[[ $path == /tmp/* ]] || continue
+		mkdir -p "$path"
+		mount --bind "$job/host-tmp/${path#/tmp/}" "$path"
+	done
+}
+
+mount_outdir() {
+	[[ -n $outdir ]] || return 0
+	mkdir -p "$outdir" 2>/dev/null || true
+	mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none \
+		mrcout "$outdir"
+}
+
+setup_rxe() {
+	modprobe -a crc32_generic rdma_rxe ib_uverbs
+	rdma link add rxe0 type rxe netdev lo
+	ibv_devices | grep -qw rxe0 || {
+		say "ibv_devices does not list rxe0"
+		return 1
+	}
+	[[ -c /dev/infiniband/uverbs0 ]] || {
+		say "/dev/infiniband/uverbs0 missing"
+		return 1
+	}
+}
+
+setup_numa() {
+	[[ -d /sys/devices/system/node/node1 ]] || {
+		say "--numa given but the guest has no node1"
+		return 1
+	}
+}
+
+setup_zram() {
+	modprobe zram num_devices=1
+	echo "${zram_mib}M" >/sys/block/zram0/disksize
+	mkswap /dev/zram0 >/dev/null
+	swapon /dev/zram0
+}
+
+load_extra_modules() {
+	local ko
+
+	[[ -s $job/insmod ]] || return 0
+	while IFS= read -r -d '' ko; do
+		insmod "$ko" || {
+			say "insmod $ko failed"
+			return 1
+		}
+	done <"$job/insmod"
+}
+
+prepare() {
+	mount_basics
+	mount_modules
+	mount_tmp
+	mount_outdir
+	hostname mrcache-vm
+	ip link set lo up
+	if ((numa)); then setup_numa; fi
+	if ((rxe)); then setup_rxe; fi
+	if ((zram_mib > 0)); then setup_zram; fi
+	load_extra_modules
+}
+
+# The command sees only the environment run.sh chose to pass, as root, in
+# the host's working directory, with no input.
+run_command() {
+	local -a cmd
+	local status=0
+
+	mapfile -t -d '' cmd <"$job/cmd"
+	ulimit -l unlimited
+	# shellcheck disable=SC2016  # expanded by the inner shell
+	env -i bash -c 'set -a; . "$1"; set +a; cd "$2" && shift 2 && exec "$@"' \
+		mrcache-vm "$job/env" "$cwd" "${cmd[@]}" </dev/null || status=$?
+	return "$status"
+}
+
+main() {
+	local status=0
+
+	# Defaults, overridden by what run.sh wrote.
+	rxe=1 numa=0 zram_mib=0 kdir='' cwd=/ outdir='' keep_paths=()
+	# shellcheck source=/dev/null
+	. "$job/config" || setup_failed "cannot read $job/config"
+	trap 'setup_failed "line $LINENO: $BASH_COMMAND"' ERR
+	prepare
+	trap - ERR
+	say "guest ready after $(cut -d' ' -f1 /proc/uptime)s of uptime, running the command"
+	run_command || status=$?
+	finish "$status"
+}
+
+main
