@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mrc_shrinker.c - turn memory reclaim into PRESSURE events
+ *
+ * Pages pinned by RDMA registrations cannot be reclaimed (MADV_PAGEOUT on
+ * them produces no notifier event at all), and only user space can unpin
+ * them by deregistering.  So the shrinker reports the pages watched by
+ * files that asked for MRC_FEAT_PRESSURE as its objects, and scan_objects
+ * posts a PRESSURE event to each of those files instead of freeing
+ * anything.  It returns SHRINK_STOP: nothing can be freed synchronously,
+ * and reporting progress would only make reclaim call us again in a loop;
+ * the scan work is deferred to the next reclaim pass instead.
+ *
+ * The shrinker is neither NUMA- nor memcg-aware: it runs in global
+ * reclaim (kswapd, direct reclaim, drop_caches) but not in reclaim caused
+ * by a memory cgroup's own limit.
+ */
+#include "mrc_internal.h"
+
+#include <linux/shrinker.h>
+
+/**
+ * mrc_pressure_account() - track the pages the shrinker reports
+ * @f: file whose watched pages changed by @pages
+ * @pages: signed change
+ */
+void mrc_pressure_account(struct mrc_file *f, long pages)
+{
+	if (f->features & MRC_FEAT_PRESSURE)
+		atomic_long_add(pages, &mrc_stats.pressure_pages);
+}
+
+static unsigned long mrc_shrink_count(struct shrinker *s,
+				      struct shrink_control *sc)
+{
+	long pages = atomic_long_read(&mrc_stats.pressure_pages);
+
+	return pages > 0 ? pages : 0;
+}
+
+/*
+ * Caller holds f->lock.  One unconsumed PRESSURE event per file is
+ * enough: user space reacts to the latest one anyway.
+ */
+static bool mrc_pressure_post(struct mrc_file *f, unsigned long wanted)
+{
+	struct mrc_event ev = {
+		.start = 0,
+		.end = wanted,
+		.id = MRC_WATCH_NONE,
+		.reason = MRC_REASON_PRESSURE,
+	};
+	u32 pos = f->ring.prod;
+
+	if (f->pressure_pending && !mrc_ring_consumed(&f->ring,
+						      f->pressure_pos))
+		return false;
+	f->pressure_pending = mrc_ring_post(&f->ring, &ev);
+	f->pressure_pos = pos;
+	atomic_long_inc(&mrc_stats.pressure_events);
+	return true;
+}
+
+static void mrc_pressure_notify(struct mrc_file *f, unsigned long nr)
+{
+	unsigned long pages = READ_ONCE(f->watched_pages);
+	bool wake;
+
+	if (!mrc_file_ready(f) || !(f->features & MRC_FEAT_PRESSURE) || !pages)
+		return;
+	spin_lock(&f->lock);
+	wake = mrc_pressure_post(f, min(nr, pages));
+	spin_unlock(&f->lock);
+	if (wake)
+		mrc_file_wake(f);
+}
+
+static unsigned long mrc_shrink_scan(struct shrinker *s,
+				     struct shrink_control *sc)
+{
+	struct mrc_file *f;
+
+	atomic_long_inc(&mrc_stats.shrinker_scans);
+	spin_lock(&mrc_files_lock);
+	list_for_each_entry(f, &mrc_files, node)
+		mrc_pressure_notify(f, sc->nr_to_scan);
+	spin_unlock(&mrc_files_lock);
+	return SHRINK_STOP;
+}
+
+static struct shrinker mrc_shrinker = {
+	.count_objects = mrc_shrink_count,
+	.scan_objects = mrc_shrink_scan,
+	.seeks = DEFAULT_SEEKS,
+};
+
+/**
+ * mrc_shrinker_register() - register the pressure shrinker
+ *
+ * Return: 0 or the error of register_shrinker().
+ */
+int mrc_shrinker_register(void)
+{
+	return register_shrinker(&mrc_shrinker, "mrcache");
+}
+
+/**
+ * mrc_shrinker_unregister() - unregister it (waits for running scans)
+ */
+void mrc_shrinker_unregister(void)
+{
+	unregister_shrinker(&mrc_shrinker);
+}
