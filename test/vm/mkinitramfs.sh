@@ -52,6 +52,8 @@ build_image() {
 	mknod "$stage/dev/console" c 5 1 2>/dev/null || true
 	(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet) |
 		gzip -1 >"$stage/image.cpio.gz"
+	# Images built from older inputs are of no further use.
+	find "$vm_cache_dir" -maxdepth 1 -name "initramfs-$kver-*.cpio.gz" -delete
 	mv "$stage/image.cpio.gz" "$out"
 	rm -rf "$stage"
 	trap - EXIT
@@ -65,7 +67,8 @@ main() {
 	command -v cpio >/dev/null || vm_skip "cpio not found (install cpio)"
 	key=$({
 		echo "$kver ${boot_modules[*]}"
-		sha256sum "$busybox" "$vm_here/initramfs-init.sh" | cut -d' ' -f1
+		sha256sum "$busybox" "$vm_here/initramfs-init.sh" "$vm_here/mkinitramfs.sh" |
+			cut -d' ' -f1
 	} | sha256sum | cut -c1-16)
 	out=$vm_cache_dir/initramfs-$kver-$key.cpio.gz
 	if [[ ! -f $out ]]; then

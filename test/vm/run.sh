@@ -230,14 +230,18 @@ boot_and_run() {
 		vm_die "timed out after ${opt_timeout}s (--timeout); VM killed"
 	fi
 	status=$(command_status "$job")
-	[[ -n $status ]] || vm_die "the VM stopped without reporting a status (qemu exit $qemu_status)"
 	problems=$(kernel_problems "$job")
 	if [[ -n $problems ]]; then
-		printf '%s\n' "$problems" >&2
-		vm_log "FAIL: kernel WARNING/BUG in the guest's dmesg (command exit $status)"
-		if ((status == 0 || status == 77)); then
-			status=1
+		# Console lines were relayed already; dmesg lines were not.
+		if [[ -f $job/dmesg ]]; then
+			printf '%s\n' "$problems" >&2
 		fi
+		vm_log "FAIL: kernel WARNING/BUG/Oops in the guest (command exit ${status:-none})"
+	fi
+	[[ -n $status ]] ||
+		vm_die "the VM stopped without reporting a status (guest crash? qemu exit $qemu_status)"
+	if [[ -n $problems ]] && ((status == 0 || status == 77)); then
+		status=1
 	fi
 	if ((status == 125)); then
 		vm_die "guest setup failed (see the mrcache-vm lines above)"

@@ -106,6 +106,14 @@ expect_status() {
 	}
 }
 
+no_kernel_skips() {
+	MRCACHE_VM_KVER=0.0.0-none-amd64 MRCACHE_REQUIRE_VM=0 expect_status 77 -- true
+}
+
+no_kernel_fails_when_required() {
+	MRCACHE_VM_KVER=0.0.0-none-amd64 MRCACHE_REQUIRE_VM=1 expect_status 1 -- true
+}
+
 full_guest_run() {
 	local kver=$1 outdir=$2
 
@@ -145,8 +153,12 @@ on_host() {
 		'grep -q "^dummy " /proc/modules || exit 3; echo "WARNING: injected by smoke.sh" >/dev/kmsg'
 	check "--timeout kills the VM and fails" \
 		timed expect_status 1 --timeout 2 -- true
+	check "a guest kernel crash fails the run" \
+		timed expect_status 1 --no-rxe -- sh -c 'echo c >/proc/sysrq-trigger; exit 0'
 	check "--insmod of a missing file fails before booting" \
 		expect_status 1 --insmod /nonexistent.ko -- true
+	check "no kernel to be had: skip (77)" no_kernel_skips
+	check "no kernel with MRCACHE_REQUIRE_VM=1: fail (1)" no_kernel_fails_when_required
 	echo "$passed passed, $failed failed"
 	((failed == 0))
 }
