@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Cache lifetime, the cache lock, and how regions die.
+ *
+ * A region dies exactly once, under the lock (mrc_region_kill): it leaves
+ * the tree and the LRU and gets DEAD in its state word. Whoever sees the
+ * state reach "dead, no references" (the killer, or the last mrc_put) pushes
+ * it on the lock-free deferred list; the next lock holder deregisters it.
+ * Deregistration therefore happens once, never inside a monitor callback,
+ * and never while a reference is held.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "error.h"
+
+uint64_t mrc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mrc_page_size(void)
+{
+	static uint64_t size;
+
+	if (!mrc_load_relaxed(&size))
+		mrc_store_relaxed(&size, (uint64_t)sysconf(_SC_PAGESIZE));
+	return mrc_load_relaxed(&size);
+}
+
+int mrc_fork_error(const struct mrc_cache *cache)
+{
+	return mrc_error(EPERM,
+			 "cache was created by process %d before fork(); its registrations belong to the parent, create a new cache in the child",
+			 (int)cache->owner_pid);
+}
+
+/* Ask the monitor for events the hit path saw pending; lock held. */
+static void sync_monitor(struct mrc_cache *cache)
+{
+	struct mrc_monitor *mon = &cache->monitor;
+
+	if (mrc_load_acquire(cache->monitor_events) == cache->monitor_seen)
+		return;
+	/*
+	 * Store-release pairs with the hit path's load-acquire of
+	 * monitor_seen, so a hit that sees the new value also sees the
+	 * regions this drain killed as dead.
+	 */
+	mrc_store_release(&cache->monitor_seen, mon->ops->drain(mon));
+}
+
+void mrc_cache_lock(struct mrc_cache *cache)
+{
+	pthread_mutex_lock(&cache->lock);
+	mrc_store_relaxed(&cache->clock, cache->clock + 1);
+	sync_monitor(cache);
+}
+
+void mrc_cache_unlock(struct mrc_cache *cache)
+{
+	mrc_drain_deferred(cache);
+	pthread_mutex_unlock(&cache->lock);
+}
+
+static void account_provider_time(struct mrc_cache *cache, uint64_t since)
+{
+	cache->count.provider_ns += mrc_now_ns() - since;
+}
+
+static void fold_hits(struct mrc_cache *cache, struct mrc_region *r)
+{
+	cache->count.hits_of_dead += mrc_load_relaxed(&r->state) >> 32;
+}
+
+/* Deregister a dead region without references and recycle it; lock held. */
+static void region_deregister(struct mrc_cache *cache, struct mrc_region *r)
+{
+	uint64_t len = r->node.end - r->node.start;
+	uint64_t t0 = mrc_now_ns();
+	int ret;
+
+	if ((r->flags & MRC_REGION_WATCHED) && cache->monitor.ops->unwatch)
+		cache->monitor.ops->unwatch(&cache->monitor, r);
+	ret = cache->provider.dereg(cache->provider.ctx, r->handle);
+	account_provider_time(cache, t0);
+	cache->count.dereg_calls++;
+	if (ret)
+		mrc_warn("provider '%s' failed to deregister %#" PRIx64 "+%" PRIu64 ": %s",
+			 cache->provider.name, r->node.start, len,
+			 strerror(-ret));
+	cache->count.regions--;
+	cache->count.bytes_pinned -= len;
+	fold_hits(cache, r);
+	free(r->pfns);
+	r->pfns = NULL;
+	r->flags = 0;
+	/* Back to dead with a zero hit count: it may be summed by stats. */
+	mrc_store_relaxed(&r->state, MRC_DEAD);
+	mrc_region_free(&cache->pool, r);
+}
+
+static void push_deferred(struct mrc_cache *cache, struct mrc_region *r)
+{
+	struct mrc_region *head = mrc_load_relaxed(&cache->deferred);
+
+	/*
+	 * The release half of the CAS publishes r->lru_next to the drainer's
+	 * acquiring exchange in mrc_drain_deferred().
+	 */
+	do {
+		r->lru_next = head;
+	} while (!mrc_cas(&cache->deferred, &head, r));
+}
+
+/**
+ * mrc_drain_deferred() - deregister every region whose last reference went.
+ * @cache: locked cache.
+ */
+void mrc_drain_deferred(struct mrc_cache *cache)
+{
+	struct mrc_region *r;
+
+	if (!mrc_load_relaxed(&cache->deferred))
+		return;
+	r = mrc_exchange(&cache->deferred, NULL);
+	while (r) {
+		struct mrc_region *next = r->lru_next;
+
+		region_deregister(cache, r);
+		r = next;
+	}
+}
+
+/**
+ * mrc_cache_release_dead() - the last reference of a dead region is gone.
+ *
+ * Called without the lock (from mrc_put). Deregisters now when the lock is
+ * free, else leaves the region to the lock holder or the next cache call.
+ */
+void mrc_cache_release_dead(struct mrc_cache *cache, struct mrc_region *r)
+{
+	push_deferred(cache, r);
+	if (pthread_mutex_trylock(&cache->lock) == 0)
+		mrc_cache_unlock(cache);
+}
+
+/**
+ * mrc_region_kill() - take a region out of service; lock held.
+ *
+ * It leaves the index at once. Without references it is deregistered when
+ * the lock is released; otherwise at its last mrc_put().
+ */
+void mrc_region_kill(struct mrc_cache *cache, struct mrc_region *r)
+{
+	uint64_t old;
+
+	if (r->flags & MRC_REGION_IN_TREE) {
+		mrc_itree_remove(&cache->tree, &r->node);
+		r->flags &= ~MRC_REGION_IN_TREE;
+	}
+	if (r->flags & MRC_REGION_IN_LRU)
+		mrc_lru_remove(cache, r);
+	old = mrc_fetch_or(&r->state, MRC_DEAD);
+	if (!(old & MRC_DEAD) && !(old & MRC_REF_MASK))
+		push_deferred(cache, r);
+}
+
+static uint64_t memlock_limit(const struct mrc_config *config)
+{
+	struct rlimit rl;
+
+	if (!config->memlock || getrlimit(RLIMIT_MEMLOCK, &rl))
+		return 0;
+	return rl.rlim_cur == RLIM_INFINITY ? 0 : (uint64_t)rl.rlim_cur;
+}
+
+static int start_monitor(struct mrc_cache *cache)
+{
+	static const uint32_t never_changes;
+	struct mrc_monitor *mon = &cache->monitor;
+	uint32_t kind = cache->config.monitor;
+	int ret;
+
+	if (kind != MRC_MONITOR_AUTO && kind != MRC_MONITOR_MANUAL)
+		return mrc_error(ENOTSUP, "monitor '%s' is not built into this library; use MRCACHE_MONITOR=manual",
+				 mrc_monitor_kind_name(kind));
+	mon->ops = &mrc_monitor_manual_ops;
+	mon->cache = cache;
+	mon->events = &never_changes;
+	ret = mon->ops->start(mon, cache);
+	if (ret)
+		return ret;
+	cache->monitor_events = mon->events;
+	cache->monitor_seen = mrc_load_acquire(mon->events);
+	return 0;
+}
+
+static int check_provider(const struct mrc_provider *provider)
+{
+	if (!provider)
+		return mrc_error(EINVAL, "provider is NULL");
+	if (!provider->reg || !provider->dereg)
+		return mrc_error(EINVAL, "provider '%s' lacks a reg or dereg callback",
+				 provider->name ? provider->name : "(unnamed)");
+	return 0;
+}
+
+static struct mrc_cache *cache_alloc(const struct mrc_provider *provider)
+{
+	struct mrc_cache *cache;
+
+	cache = aligned_alloc(64, sizeof(*cache));
+	if (!cache)
+		return NULL;
+	memset(cache, 0, sizeof(*cache));
+	pthread_mutex_init(&cache->lock, NULL);
+	cache->provider = *provider;
+	if (!cache->provider.name)
+		cache->provider.name = "custom";
+	mrc_itree_init(&cache->tree);
+	mrc_region_pool_init(&cache->pool);
+	cache->owner_pid = getpid();
+	return cache;
+}
+
+static void cache_free(struct mrc_cache *cache)
+{
+	mrc_region_pool_destroy(&cache->pool);
+	pthread_mutex_destroy(&cache->lock);
+	free(cache);
+}
+
+/**
+ * mrc_cache_create() - a cache over any provider.
+ * @provider: registration callbacks (copied).
+ * @attr: optional parameters, or NULL.
+ * @cachep: receives the cache.
+ *
+ * Return: 0, -EINVAL for bad arguments or settings, -ENOMEM, or the
+ * monitor's error when a requested monitor cannot start.
+ */
+int mrc_cache_create(const struct mrc_provider *provider,
+		     const struct mrc_cache_attr *attr,
+		     struct mrc_cache **cachep)
+{
+	struct mrc_config config;
+	struct mrc_cache *cache;
+	int ret;
+
+	if (!cachep)
+		return mrc_error(EINVAL, "cache pointer is NULL");
+	ret = check_provider(provider);
+	if (!ret)
+		ret = mrc_config_load(attr, &config);
+	if (ret)
+		return ret;
+	cache = cache_alloc(provider);
+	if (!cache)
+		return mrc_error(ENOMEM, "no memory for the cache object");
+	cache->config = config;
+	cache->check_pfn = config.check_pfn;
+	cache->default_access = config.default_access;
+	cache->memlock_limit = memlock_limit(&config);
+	ret = start_monitor(cache);
+	if (!ret)
+		ret = mrc_registry_add(cache);
+	if (ret) {
+		if (cache->monitor.ops)
+			cache->monitor.ops->stop(&cache->monitor);
+		cache_free(cache);
+		return ret;
+	}
+	*cachep = cache;
+	return 0;
+}
+
+static uint64_t sum_live_hits(struct mrc_cache *cache)
+{
+	uint64_t hits = 0;
+
+	for (struct mrc_region *r = cache->lru_head; r; r = r->lru_next)
+		hits += mrc_load_relaxed(&r->state) >> 32;
+	return hits;
+}
+
+/* Regions still referenced, or dead and waiting for their last put. */
+static size_t busy_regions(struct mrc_cache *cache)
+{
+	size_t idle = 0;
+
+	for (struct mrc_region *r = cache->lru_head; r; r = r->lru_next)
+		if (!(mrc_load_relaxed(&r->state) & MRC_REF_MASK))
+			idle++;
+	return cache->pool.in_use - idle;
+}
+
+static void fill_stats(struct mrc_cache *cache, struct mrc_stats *s)
+{
+	const struct mrc_counters *c = &cache->count;
+
+	memset(s, 0, sizeof(*s));
+	/*
+	 * Hits live in the regions' state words (a hit writes nothing
+	 * shared); dead regions' hits were folded into hits_of_dead. Dying
+	 * regions still referenced are not visited: their hits show up once
+	 * they are released.
+	 */
+	s->hits = c->hits_of_dead + sum_live_hits(cache) +
+		  (mrc_load_relaxed(&cache->hit_wraps) << 32);
+	s->misses = c->misses;
+	s->merges = c->merges;
+	s->upgrades = c->upgrades;
+	s->evictions = c->evictions;
+	s->invalidations = c->invalidations;
+	s->regions = c->regions;
+	s->bytes_pinned = c->bytes_pinned;
+	s->peak_bytes_pinned = c->peak_bytes_pinned;
+	s->reg_calls = c->reg_calls;
+	s->reg_failures = c->reg_failures;
+	s->dereg_calls = c->dereg_calls;
+	s->retries = c->retries;
+	s->provider_ns = c->provider_ns;
+	snprintf(s->provider, sizeof(s->provider), "%s", cache->provider.name);
+	snprintf(s->monitor, sizeof(s->monitor), "%s",
+		 cache->monitor.ops->name);
+}
+
+/**
+ * mrc_cache_stats() - copy the cache's counters.
+ *
+ * Return: 0, or -EINVAL for NULL arguments.
+ */
+int mrc_cache_stats(struct mrc_cache *cache, struct mrc_stats *stats)
+{
+	if (!cache || !stats)
+		return mrc_error(EINVAL, "%s is NULL", cache ? "stats" : "cache");
+	pthread_mutex_lock(&cache->lock);
+	mrc_drain_deferred(cache);
+	fill_stats(cache, stats);
+	pthread_mutex_unlock(&cache->lock);
+	return 0;
+}
+
+static void print_stats(struct mrc_cache *cache)
+{
+	struct mrc_stats s;
+
+	fill_stats(cache, &s);
+	fprintf(stderr,
+		"mrcache: pid %d provider %s monitor %s: hits %" PRIu64
+		" misses %" PRIu64 " merges %" PRIu64 " upgrades %" PRIu64
+		" evictions %" PRIu64 " invalidations %" PRIu64
+		" reg %" PRIu64 " (failed %" PRIu64 ", retried %" PRIu64
+		") dereg %" PRIu64 " provider time %.3f ms peak pinned %" PRIu64
+		" bytes\n",
+		(int)getpid(), s.provider, s.monitor, s.hits, s.misses,
+		s.merges, s.upgrades, s.evictions, s.invalidations, s.reg_calls,
+		s.reg_failures, s.retries, s.dereg_calls, s.provider_ns / 1e6,
+		s.peak_bytes_pinned);
+}
+
+/**
+ * mrc_cache_progress() - deregister what died since the last cache call.
+ *
+ * For a runtime that stops calling mrc_get() but wants invalidated memory
+ * released promptly (e.g. from its progress loop).
+ */
+int mrc_cache_progress(struct mrc_cache *cache)
+{
+	if (!cache)
+		return mrc_error(EINVAL, "cache is NULL");
+	if (mrc_load_relaxed(&cache->forked))
+		return mrc_fork_error(cache);
+	mrc_cache_lock(cache);
+	mrc_cache_unlock(cache);
+	return 0;
+}
+
+/*
+ * In a child after fork() the registrations belong to the parent's verbs
+ * context; deregistering them here would tear down the parent's. Forget
+ * them and free only this process's memory.
+ */
+static int destroy_forked(struct mrc_cache *cache)
+{
+	mrc_registry_remove(cache);
+	cache_free(cache);
+	return 0;
+}
+
+/**
+ * mrc_cache_destroy() - deregister everything and free the cache.
+ *
+ * Return: 0, or -EBUSY (and the cache is left intact) while any region is
+ * still referenced.
+ */
+int mrc_cache_destroy(struct mrc_cache *cache)
+{
+	size_t busy;
+
+	if (!cache)
+		return mrc_error(EINVAL, "cache is NULL");
+	if (mrc_load_relaxed(&cache->forked))
+		return destroy_forked(cache);
+	mrc_cache_lock(cache);
+	mrc_drain_deferred(cache);
+	busy = busy_regions(cache);
+	if (busy) {
+		mrc_cache_unlock(cache);
+		return mrc_error(EBUSY, "%zu regions are still referenced; mrc_put() them before destroying the cache",
+				 busy);
+	}
+	while (cache->lru_head)
+		mrc_region_kill(cache, cache->lru_head);
+	mrc_drain_deferred(cache);
+	if (cache->config.print_stats)
+		print_stats(cache);
+	pthread_mutex_unlock(&cache->lock);
+	cache->monitor.ops->stop(&cache->monitor);
+	mrc_registry_remove(cache);
+	cache_free(cache);
+	return 0;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+#ifndef MRC_CONFIG_H
+#define MRC_CONFIG_H
+
+#include <stdint.h>
+
+#include "mrcache.h"
+
+/* The cache's settings after defaults, environment and attributes. */
+struct mrc_config {
+	uint64_t max_bytes;	/* 0: no bound */
+	uint64_t max_regions;	/* 0: no bound */
+	uint32_t merge;		/* enum mrc_merge */
+	uint32_t memlock;
+	uint32_t check_pfn;
+	uint32_t default_access;
+	uint32_t monitor;	/* enum mrc_monitor_kind */
+	uint32_t print_stats;
+};
+
+int mrc_config_load(const struct mrc_cache_attr *attr,
+		    struct mrc_config *config);
+const char *mrc_monitor_kind_name(uint32_t kind);
+
+#endif /* MRC_CONFIG_H */

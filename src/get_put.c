@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * mrc_get() and mrc_put(): the hot path.
+ *
+ * A hit takes no lock and writes nothing shared but the region's own state
+ * word: it walks the interval tree with acquire loads, takes a reference
+ * with one compare-and-swap (which also counts the hit), and re-checks the
+ * region it got. Everything that could make the walk's answer wrong (a
+ * pending monitor event, a region waiting for deregistration, a fork) sends
+ * the call to the locked slow path instead.
+ */
+#include <errno.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "error.h"
+
+static int request_range(const void *addr, size_t len, uint64_t *start,
+			 uint64_t *end)
+{
+	uint64_t mask = mrc_page_size() - 1;
+	uint64_t a = (uintptr_t)addr;
+
+	if (!addr)
+		return mrc_error(EINVAL, "address is NULL");
+	if (!len)
+		return mrc_error(EINVAL, "length is zero");
+	if (a > UINT64_MAX - mask || len > UINT64_MAX - mask - a)
+		return mrc_error(EINVAL, "range %p + %zu wraps around the address space",
+				 addr, len);
+	*start = a & ~mask;
+	*end = (a + len + mask) & ~mask;
+	return 0;
+}
+
+/* Nothing the lock-free walk cannot see is waiting for the lock. */
+static inline int fast_path_open(const struct mrc_cache *cache)
+{
+	return !mrc_load_relaxed(&cache->deferred) &&
+	       !mrc_load_relaxed(&cache->forked) &&
+	       mrc_load_acquire(cache->monitor_events) ==
+			mrc_load_acquire(&cache->monitor_seen);
+}
+
+static inline int region_serves(const struct mrc_region *r, uint64_t start,
+				uint64_t end, uint32_t access)
+{
+	return mrc_region_start(r) <= start && mrc_region_end(r) >= end &&
+	       (r->access & access) == access;
+}
+
+static inline void note_hit(struct mrc_cache *cache, struct mrc_region *r,
+			    uint64_t old_state)
+{
+	uint32_t now = mrc_load_relaxed(&cache->clock);
+
+	/* The hit counter in the state word wrapped: carry into the cache. */
+	if (mrc_unlikely((old_state >> 32) == UINT32_MAX))
+		mrc_fetch_add(&cache->hit_wraps, 1);
+	if (mrc_load_relaxed(&r->last_use) != now)
+		mrc_store_relaxed(&r->last_use, now);
+	if (mrc_unlikely(cache->check_pfn))
+		mrc_pfn_verify(cache, r);
+}
+
+/* Drop a reference taken by a lookup that did not use it. */
+static void unref_unused(struct mrc_cache *cache, struct mrc_region *r)
+{
+	uint64_t v = mrc_load_relaxed(&r->state);
+
+	while (!mrc_cas(&r->state, &v, v - 1 - MRC_HIT_ONE))
+		;
+	if (((v - 1) & (MRC_DEAD | MRC_REF_MASK)) == MRC_DEAD)
+		mrc_cache_release_dead(cache, r);
+}
+
+static struct mrc_region *lookup_fast(struct mrc_cache *cache, uint64_t start,
+				      uint64_t end, uint32_t access)
+{
+	struct mrc_region *r;
+	uint64_t old;
+
+	r = mrc_node_region(mrc_itree_find_containing(&cache->tree, start, end));
+	if (!r || !mrc_region_try_ref(r, &old))
+		return NULL;
+	/* The walk may have raced with a writer: trust only what we hold. */
+	if (mrc_unlikely(!region_serves(r, start, end, access))) {
+		unref_unused(cache, r);
+		return NULL;
+	}
+	note_hit(cache, r, old);
+	return r;
+}
+
+/* Under the lock the tree is stable: any live region that serves is a hit. */
+static struct mrc_region *lookup_locked(struct mrc_cache *cache,
+					uint64_t start, uint64_t end,
+					uint32_t access)
+{
+	struct mrc_itree_node *n;
+	uint64_t old;
+
+	for (n = mrc_itree_first_overlap(&cache->tree, start, end); n;
+	     n = mrc_itree_next_overlap(n, start, end)) {
+		struct mrc_region *r = mrc_node_region(n);
+
+		if (!region_serves(r, start, end, access))
+			continue;
+		if (mrc_region_try_ref(r, &old)) {
+			note_hit(cache, r, old);
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static int get_slow(struct mrc_cache *cache, uint64_t start, uint64_t end,
+		    uint32_t access, struct mrc_region **region)
+{
+	struct mrc_region *r;
+	int ret = 0;
+
+	if (mrc_load_relaxed(&cache->forked))
+		return mrc_fork_error(cache);
+	mrc_cache_lock(cache);
+	r = lookup_locked(cache, start, end, access);
+	if (!r)
+		ret = mrc_register_range(cache, start, end, access, &r);
+	mrc_cache_unlock(cache);
+	if (!ret)
+		*region = r;
+	return ret;
+}
+
+/**
+ * mrc_get() - a registration covering [addr, addr + len) with @access.
+ * @cache: the cache.
+ * @addr: start of the range (any alignment).
+ * @len: bytes, at least 1.
+ * @access: provider access flags (IBV_ACCESS_* for verbs); 0 means the
+ *          cache's default. A region with more flags than asked serves too.
+ * @region: receives a referenced region; release it with mrc_put().
+ *
+ * Return: 0; -EINVAL for bad arguments; -EPERM in a forked child; or the
+ * provider's error after the cache evicted and retried.
+ */
+int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
+	    uint32_t access, struct mrc_region **region)
+{
+	uint64_t start = 0, end = 0;
+	struct mrc_region *r;
+	int ret;
+
+	if (mrc_unlikely(!cache || !region))
+		return mrc_error(EINVAL, "%s is NULL", cache ? "region pointer" : "cache");
+	ret = request_range(addr, len, &start, &end);
+	if (mrc_unlikely(ret))
+		return ret;
+	if (!access)
+		access = cache->default_access;
+	if (mrc_likely(fast_path_open(cache))) {
+		r = lookup_fast(cache, start, end, access);
+		if (mrc_likely(r != NULL)) {
+			*region = r;
+			return 0;
+		}
+	}
+	return get_slow(cache, start, end, access, region);
+}
+
+/**
+ * mrc_put() - release a reference taken by mrc_get().
+ *
+ * Return: 0, or -EINVAL for NULL arguments or a region without references
+ * (a double put), or -EPERM in a forked child.
+ */
+int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
+{
+	uint64_t v;
+
+	if (mrc_unlikely(!cache || !region))
+		return mrc_error(EINVAL, "%s is NULL", cache ? "region" : "cache");
+	if (mrc_unlikely(mrc_load_relaxed(&cache->forked)))
+		return mrc_fork_error(cache);
+	v = mrc_load_relaxed(&region->state);
+	do {
+		if (mrc_unlikely(!(v & MRC_REF_MASK)))
+			return mrc_error(EINVAL, "region %p holds no reference (put twice?)",
+					 (void *)region);
+	} while (!mrc_cas(&region->state, &v, v - 1));
+	if (mrc_unlikely(((v - 1) & (MRC_DEAD | MRC_REF_MASK)) == MRC_DEAD))
+		mrc_cache_release_dead(cache, region);
+	return 0;
+}

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Least-recently-used order of the cached regions, kept without making a
+ * hit write anything shared.
+ *
+ * Every cached region is on one list in the order it was queued. A hit only
+ * stamps the region with the cache clock (which advances once per slow
+ * path). When eviction scans from the head, a region stamped since it was
+ * queued is requeued at the tail instead of evicted: a second chance, so the
+ * order is exact at the granularity of cache misses and the hot path never
+ * takes the lock.
+ */
+#include "cache.h"
+
+void mrc_lru_add(struct mrc_cache *cache, struct mrc_region *r)
+{
+	uint32_t now = cache->clock;
+
+	r->lru_stamp = now;
+	mrc_store_relaxed(&r->last_use, now);
+	r->lru_next = NULL;
+	r->lru_prev = cache->lru_tail;
+	if (cache->lru_tail)
+		cache->lru_tail->lru_next = r;
+	else
+		cache->lru_head = r;
+	cache->lru_tail = r;
+	cache->lru_len++;
+	r->flags |= MRC_REGION_IN_LRU;
+}
+
+void mrc_lru_remove(struct mrc_cache *cache, struct mrc_region *r)
+{
+	if (r->lru_prev)
+		r->lru_prev->lru_next = r->lru_next;
+	else
+		cache->lru_head = r->lru_next;
+	if (r->lru_next)
+		r->lru_next->lru_prev = r->lru_prev;
+	else
+		cache->lru_tail = r->lru_prev;
+	r->lru_prev = r->lru_next = NULL;
+	cache->lru_len--;
+	r->flags &= ~MRC_REGION_IN_LRU;
+}
+
+static void requeue(struct mrc_cache *cache, struct mrc_region *r,
+		    uint32_t stamp)
+{
+	mrc_lru_remove(cache, r);
+	mrc_lru_add(cache, r);
+	r->lru_stamp = stamp;
+	mrc_store_relaxed(&r->last_use, stamp);
+}
+
+static int idle(const struct mrc_region *r)
+{
+	return !(mrc_load_relaxed(&r->state) & MRC_REF_MASK) &&
+	       !(r->flags & MRC_REGION_MERGING);
+}
+
+/**
+ * mrc_lru_pick_idle() - the least recently used region without references.
+ * @cache: locked cache.
+ *
+ * Return: a region to evict, or NULL when every region is in use.
+ */
+struct mrc_region *mrc_lru_pick_idle(struct mrc_cache *cache)
+{
+	/* Each region is requeued at most once, so two laps see them all. */
+	size_t budget = 2 * cache->lru_len;
+	struct mrc_region *r = cache->lru_head;
+
+	while (r && budget--) {
+		struct mrc_region *next = r->lru_next;
+		uint32_t used = mrc_load_relaxed(&r->last_use);
+
+		if (used != r->lru_stamp)
+			requeue(cache, r, used);
+		else if (idle(r))
+			return r;
+		r = next;
+		if (!r && budget)
+			r = cache->lru_head;
+	}
+	return NULL;
+}

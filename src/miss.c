@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * A miss: choose the range to register (merging neighbours and upgrading
+ * access as configured), make room, register, and publish the region.
+ *
+ * Regions being merged are killed only after the new registration
+ * succeeded, so a failed miss leaves the cache as it found it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "error.h"
+
+/* Regions the new one absorbs; they are in the tree until the end. */
+struct merge_set {
+	struct mrc_region **regions;
+	size_t count;
+	size_t capacity;
+	uint64_t start;
+	uint64_t end;
+	uint32_t access;
+	uint32_t upgrades;
+};
+
+static int merge_set_add(struct merge_set *set, struct mrc_region *r)
+{
+	if (set->count == set->capacity) {
+		size_t cap = set->capacity ? 2 * set->capacity : 8;
+		struct mrc_region **grown;
+
+		grown = realloc(set->regions, cap * sizeof(*grown));
+		if (!grown)
+			return mrc_error(ENOMEM, "no memory to merge regions");
+		set->regions = grown;
+		set->capacity = cap;
+	}
+	set->regions[set->count++] = r;
+	return 0;
+}
+
+static int merge_set_has(const struct merge_set *set,
+			 const struct mrc_region *r)
+{
+	for (size_t i = 0; i < set->count; i++)
+		if (set->regions[i] == r)
+			return 1;
+	return 0;
+}
+
+/* Does the policy fold @r into the range being built? */
+static int should_merge(const struct mrc_cache *cache,
+			const struct mrc_region *r, const struct merge_set *set,
+			int *upgrade)
+{
+	uint64_t s = r->node.start, e = r->node.end;
+
+	*upgrade = s <= set->start && e >= set->end &&
+		   (r->access & set->access) != set->access;
+	if (*upgrade)
+		return 1;
+	switch (cache->config.merge) {
+	case MRC_MERGE_ADJACENT:
+		return s <= set->end && e >= set->start;
+	case MRC_MERGE_OVERLAP:
+		return s < set->end && e > set->start;
+	default:
+		return 0;
+	}
+}
+
+/* One pass over the neighbours; returns 1 when the range grew. */
+static int merge_pass(struct mrc_cache *cache, struct merge_set *set)
+{
+	uint64_t qs = set->start ? set->start - 1 : 0;
+	uint64_t qe = set->end + 1 ? set->end + 1 : set->end;
+	struct mrc_itree_node *n;
+	int grew = 0, upgrade, ret;
+
+	for (n = mrc_itree_first_overlap(&cache->tree, qs, qe); n;
+	     n = mrc_itree_next_overlap(n, qs, qe)) {
+		struct mrc_region *r = mrc_node_region(n);
+
+		if (merge_set_has(set, r) || !should_merge(cache, r, set, &upgrade))
+			continue;
+		ret = merge_set_add(set, r);
+		if (ret)
+			return ret;
+		set->upgrades += upgrade;
+		set->access |= r->access;
+		if (r->node.start < set->start || r->node.end > set->end) {
+			set->start = r->node.start < set->start ? r->node.start : set->start;
+			set->end = r->node.end > set->end ? r->node.end : set->end;
+			grew = 1;
+		}
+	}
+	return grew;
+}
+
+static int collect_merges(struct mrc_cache *cache, struct merge_set *set)
+{
+	int ret;
+
+	/* Growing the range can bring new neighbours into reach. */
+	do {
+		ret = merge_pass(cache, set);
+	} while (ret > 0);
+	return ret;
+}
+
+static int over_bounds(const struct mrc_cache *cache, uint64_t len)
+{
+	const struct mrc_config *cfg = &cache->config;
+	uint64_t cached = cache->count.bytes_pinned;
+
+	if (cfg->max_bytes && cached + len > cfg->max_bytes)
+		return 1;
+	if (cfg->max_regions && cache->tree.count + 1 > cfg->max_regions)
+		return 1;
+	return cache->memlock_limit && cached + len > cache->memlock_limit;
+}
+
+/*
+ * Evict idle regions, least recently used first, until a new registration
+ * of @len bytes fits the bounds. Regions in use cannot be evicted: when
+ * only they are left the registration proceeds over the bound (the
+ * provider, or the kernel's RLIMIT_MEMLOCK, has the last word).
+ */
+static void make_room(struct mrc_cache *cache, uint64_t len)
+{
+	struct mrc_region *victim;
+
+	while (over_bounds(cache, len)) {
+		victim = mrc_lru_pick_idle(cache);
+		if (!victim)
+			break;
+		mrc_region_kill(cache, victim);
+		cache->count.evictions++;
+		/* Deregister now: the new registration may need the room. */
+		mrc_drain_deferred(cache);
+	}
+}
+
+static void evict_all_idle(struct mrc_cache *cache)
+{
+	struct mrc_region *victim;
+
+	while ((victim = mrc_lru_pick_idle(cache))) {
+		mrc_region_kill(cache, victim);
+		cache->count.evictions++;
+	}
+	mrc_drain_deferred(cache);
+}
+
+static int provider_reg(struct mrc_cache *cache, struct mrc_region *r)
+{
+	uint64_t len = r->node.end - r->node.start;
+	uint64_t t0 = mrc_now_ns();
+	int ret;
+
+	ret = cache->provider.reg(cache->provider.ctx,
+				  (void *)(uintptr_t)r->node.start, len,
+				  r->access, &r->handle);
+	cache->count.provider_ns += mrc_now_ns() - t0;
+	cache->count.reg_calls++;
+	if (ret)
+		cache->count.reg_failures++;
+	return ret > 0 ? -ret : ret;
+}
+
+static int register_failed(struct mrc_cache *cache, struct mrc_region *r,
+			   int ret)
+{
+	uint64_t len = r->node.end - r->node.start;
+
+	return mrc_error(-ret,
+			 "provider '%s' could not register %#" PRIx64 "+%" PRIu64
+			 " (access %#x); %" PRIu64 " bytes registered, RLIMIT_MEMLOCK %" PRIu64 " (0: unlimited or ignored)",
+			 cache->provider.name, r->node.start, len, r->access,
+			 cache->count.bytes_pinned, cache->memlock_limit);
+}
+
+/*
+ * Register, evicting and retrying once when the provider is out of
+ * resources, and again when the monitor saw the memory change during
+ * registration (the pages pinned may be the old ones).
+ */
+static int register_region(struct mrc_cache *cache, struct mrc_region *r)
+{
+	const struct mrc_monitor_ops *mon = cache->monitor.ops;
+	int ret, evicted = 0;
+
+	for (int attempt = 0; attempt < 4; attempt++) {
+		if (mon->watch) {
+			ret = mon->watch(&cache->monitor, r);
+			if (ret)
+				return ret;
+			r->flags |= MRC_REGION_WATCHED;
+		}
+		ret = provider_reg(cache, r);
+		if ((ret == -ENOMEM || ret == -EAGAIN) && !evicted) {
+			evicted = 1;
+			cache->count.retries++;
+			evict_all_idle(cache);
+			ret = provider_reg(cache, r);
+		}
+		if (!ret && !(mon->watch_raced &&
+			      mon->watch_raced(&cache->monitor, r)))
+			return 0;
+		if (!ret)
+			cache->provider.dereg(cache->provider.ctx, r->handle);
+		if (r->flags & MRC_REGION_WATCHED)
+			mon->unwatch(&cache->monitor, r);
+		r->flags &= ~MRC_REGION_WATCHED;
+		if (ret)
+			return register_failed(cache, r, ret);
+	}
+	return mrc_error(EAGAIN, "memory at %#" PRIx64 " kept changing while it was being registered",
+			 r->node.start);
+}
+
+static void init_region(struct mrc_region *r, const struct merge_set *set)
+{
+	mrc_itree_node_set_range(&r->node, set->start, set->end);
+	r->access = set->access;
+	r->flags = 0;
+	r->handle = NULL;
+	r->pfns = NULL;
+	r->lru_prev = r->lru_next = NULL;
+}
+
+/* Put the registered region in service with one reference for the caller. */
+static void publish(struct mrc_cache *cache, struct mrc_region *r)
+{
+	uint64_t len = r->node.end - r->node.start;
+
+	/* Pairs with the acquire in mrc_region_try_ref(). */
+	mrc_store_release(&r->state, 1);
+	mrc_itree_insert(&cache->tree, &r->node);
+	r->flags |= MRC_REGION_IN_TREE;
+	mrc_lru_add(cache, r);
+	cache->count.regions++;
+	cache->count.misses++;
+	cache->count.bytes_pinned += len;
+	if (cache->count.bytes_pinned > cache->count.peak_bytes_pinned)
+		cache->count.peak_bytes_pinned = cache->count.bytes_pinned;
+}
+
+static void retire_merged(struct mrc_cache *cache, const struct merge_set *set)
+{
+	for (size_t i = 0; i < set->count; i++)
+		mrc_region_kill(cache, set->regions[i]);
+	cache->count.merges += set->count - set->upgrades;
+	cache->count.upgrades += set->upgrades;
+}
+
+static void mark_merging(const struct merge_set *set, int on)
+{
+	for (size_t i = 0; i < set->count; i++) {
+		if (on)
+			set->regions[i]->flags |= MRC_REGION_MERGING;
+		else
+			set->regions[i]->flags &= ~MRC_REGION_MERGING;
+	}
+}
+
+static int register_new(struct mrc_cache *cache, struct merge_set *set,
+			struct mrc_region **region)
+{
+	struct mrc_region *r;
+	int ret;
+
+	mark_merging(set, 1);
+	make_room(cache, set->end - set->start);
+	r = mrc_region_alloc(&cache->pool);
+	if (!r) {
+		mark_merging(set, 0);
+		return mrc_error(ENOMEM, "no memory for a region");
+	}
+	init_region(r, set);
+	ret = register_region(cache, r);
+	mark_merging(set, 0);
+	if (ret) {
+		mrc_region_free(&cache->pool, r);
+		return ret;
+	}
+	if (cache->check_pfn)
+		mrc_pfn_record(cache, r);
+	retire_merged(cache, set);
+	publish(cache, r);
+	*region = r;
+	return 0;
+}
+
+/**
+ * mrc_register_range() - serve a miss; cache lock held.
+ * @cache: the cache.
+ * @start, @end: page-aligned range requested.
+ * @access: access flags requested.
+ * @region: receives the new region, referenced once.
+ */
+int mrc_register_range(struct mrc_cache *cache, uint64_t start, uint64_t end,
+		       uint32_t access, struct mrc_region **region)
+{
+	struct merge_set set = {
+		.start = start, .end = end, .access = access,
+	};
+	int ret;
+
+	ret = collect_merges(cache, &set);
+	if (!ret)
+		ret = register_new(cache, &set, region);
+	free(set.regions);
+	return ret;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * A cached registration and its reference word.
+ *
+ * Regions live in type-stable memory (region_pool.c): once allocated, a
+ * region's memory stays a region until the cache is destroyed. That is what
+ * lets the hit path follow a tree pointer without a lock: the worst a stale
+ * pointer can lead to is a failed reference attempt or a region that is
+ * re-validated after the reference is taken.
+ */
+#ifndef MRC_REGION_H
+#define MRC_REGION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "atomics.h"
+#include "itree.h"
+
+/*
+ * The state word: references in the low 31 bits, DEAD in bit 31 and a hit
+ * counter in the high 32 bits, so a hit is a single compare-and-swap.
+ * DEAD means "never hand out again"; the registration itself stays valid
+ * until the last reference is dropped.
+ */
+#define MRC_REF_MASK	0x7fffffffull
+#define MRC_DEAD	0x80000000ull
+#define MRC_HIT_ONE	(1ull << 32)
+
+enum mrc_region_flags {
+	MRC_REGION_IN_TREE = 1u << 0,
+	MRC_REGION_IN_LRU = 1u << 1,
+	MRC_REGION_WATCHED = 1u << 2,
+	MRC_REGION_MERGING = 1u << 3,	/* being folded into a new region */
+};
+
+struct mrc_region {
+	/* First cache line: everything a hit writes and the tree walk reads. */
+	uint64_t state;
+	struct mrc_itree_node node;	/* node.start/end: registered range */
+
+	/* Second line: read by a hit, written only under the cache lock. */
+	uint32_t access;
+	uint32_t flags;			/* enum mrc_region_flags */
+	void *handle;			/* the provider's object */
+	struct mrc_region *lru_prev;
+	struct mrc_region *lru_next;	/* also the deferred-list link */
+	uint32_t last_use;		/* cache clock at the last hit */
+	uint32_t lru_stamp;		/* cache clock when queued in the LRU */
+	uint32_t watch_id;		/* monitor's handle for this range */
+	uint32_t watch_gen;		/* monitor generation when watched */
+	uint64_t *pfns;			/* frames recorded for MRCACHE_CHECK_PFN */
+};
+
+static inline uint64_t mrc_region_start(const struct mrc_region *r)
+{
+	return mrc_load_relaxed(&r->node.start);
+}
+
+static inline uint64_t mrc_region_end(const struct mrc_region *r)
+{
+	return mrc_load_relaxed(&r->node.end);
+}
+
+/*
+ * Take a reference unless the region is dead. The acquire half of the CAS
+ * pairs with the release store that published the region (region_publish),
+ * so a reference always sees initialized fields.
+ */
+static inline bool mrc_region_try_ref(struct mrc_region *r, uint64_t *old)
+{
+	uint64_t v = mrc_load_relaxed(&r->state);
+
+	do {
+		if (v & MRC_DEAD)
+			return false;
+	} while (!mrc_cas(&r->state, &v, v + 1 + MRC_HIT_ONE));
+	*old = v;
+	return true;
+}
+
+#endif /* MRC_REGION_H */

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Fork policy. A child process inherits the parent's caches as copies of
+ * memory, but not the right to use the registrations: they belong to the
+ * parent's verbs context, and deregistering them from the child would tear
+ * down the parent's. So at fork every cache of the process is marked in the
+ * child; there, every call but mrc_cache_destroy() fails with -EPERM, and
+ * mrc_cache_destroy() only frees the child's memory.
+ */
+#include <pthread.h>
+
+#include "cache.h"
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+static struct mrc_cache *registry_head;
+static int atfork_ret;
+
+/* Holding the lock across fork keeps the list whole in the child. */
+static void before_fork(void)
+{
+	pthread_mutex_lock(&registry_lock);
+}
+
+static void after_fork_parent(void)
+{
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void after_fork_child(void)
+{
+	for (struct mrc_cache *c = registry_head; c; c = c->registry_next)
+		mrc_store_relaxed(&c->forked, 1);
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void install_atfork(void)
+{
+	atfork_ret = -pthread_atfork(before_fork, after_fork_parent,
+				     after_fork_child);
+}
+
+int mrc_registry_add(struct mrc_cache *cache)
+{
+	pthread_once(&registry_once, install_atfork);
+	if (atfork_ret)
+		return atfork_ret;
+	pthread_mutex_lock(&registry_lock);
+	cache->registry_next = registry_head;
+	registry_head = cache;
+	pthread_mutex_unlock(&registry_lock);
+	return 0;
+}
+
+void mrc_registry_remove(struct mrc_cache *cache)
+{
+	struct mrc_cache **p;
+
+	pthread_mutex_lock(&registry_lock);
+	for (p = &registry_head; *p; p = &(*p)->registry_next) {
+		if (*p == cache) {
+			*p = cache->registry_next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+}

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_provider.h"
+
+/* Handles are 1-based indices into regs, so a bad handle is detectable. */
+static int fake_reg(void *ctx, void *addr, size_t len, uint32_t access,
+		    void **handle)
+{
+	struct fake_provider *fake = ctx;
+	int ret = 0;
+
+	pthread_mutex_lock(&fake->lock);
+	if (fake->fail_count > 0) {
+		fake->fail_count--;
+		ret = fake->fail_next;
+	} else if (fake->byte_limit && fake->live_bytes + len > fake->byte_limit) {
+		ret = -ENOMEM;
+	} else if (fake->count == fake->capacity) {
+		size_t cap = fake->capacity ? 2 * fake->capacity : 64;
+		struct fake_reg *grown = realloc(fake->regs, cap * sizeof(*grown));
+
+		if (!grown) {
+			ret = -ENOMEM;
+		} else {
+			fake->regs = grown;
+			fake->capacity = cap;
+		}
+	}
+	if (!ret) {
+		fake->regs[fake->count] = (struct fake_reg){
+			(uintptr_t)addr, len, access, 1
+		};
+		*handle = (void *)(uintptr_t)(++fake->count);
+		fake->live++;
+		fake->live_bytes += len;
+	}
+	pthread_mutex_unlock(&fake->lock);
+	return ret;
+}
+
+static int fake_dereg(void *ctx, void *handle)
+{
+	struct fake_provider *fake = ctx;
+	size_t i = (uintptr_t)handle;
+	int ret = 0;
+
+	pthread_mutex_lock(&fake->lock);
+	if (i == 0 || i > fake->count) {
+		ret = -EINVAL;
+	} else if (!fake->regs[i - 1].live) {
+		fake->double_deregs++;
+		ret = -EINVAL;
+	} else {
+		fake->regs[i - 1].live = 0;
+		fake->live--;
+		fake->live_bytes -= fake->regs[i - 1].len;
+		fake->deregs++;
+	}
+	pthread_mutex_unlock(&fake->lock);
+	return ret;
+}
+
+void fake_init(struct fake_provider *fake)
+{
+	memset(fake, 0, sizeof(*fake));
+	pthread_mutex_init(&fake->lock, NULL);
+}
+
+void fake_fini(struct fake_provider *fake)
+{
+	free(fake->regs);
+	pthread_mutex_destroy(&fake->lock);
+}
+
+struct mrc_provider fake_provider(struct fake_provider *fake)
+{
+	return (struct mrc_provider){
+		.name = "fake", .reg = fake_reg, .dereg = fake_dereg, .ctx = fake,
+	};
+}
+
+const struct fake_reg *fake_reg_of(struct fake_provider *fake,
+				   const struct mrc_region *region)
+{
+	size_t i = (uintptr_t)mrc_region_handle(region);
+
+	return i && i <= fake->count ? &fake->regs[i - 1] : NULL;
+}
+
+int fake_reserve(struct fake_provider *fake, size_t n)
+{
+	struct fake_reg *grown = realloc(fake->regs, n * sizeof(*grown));
+
+	if (!grown)
+		return -ENOMEM;
+	fake->regs = grown;
+	fake->capacity = n;
+	return 0;
+}
+
+int fake_handle_live(struct fake_provider *fake, void *handle)
+{
+	size_t i = (uintptr_t)handle;
+	int live;
+
+	pthread_mutex_lock(&fake->lock);
+	live = i && i <= fake->count && fake->regs[i - 1].live;
+	pthread_mutex_unlock(&fake->lock);
+	return live;
+}

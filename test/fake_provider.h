@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * A counting provider for unit tests: records every registration, can be
+ * told to fail, and checks that nothing is deregistered twice or leaked.
+ */
+#ifndef MRC_FAKE_PROVIDER_H
+#define MRC_FAKE_PROVIDER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mrcache.h"
+
+struct fake_reg {
+	uint64_t addr;
+	uint64_t len;
+	uint32_t access;
+	int live;
+};
+
+struct fake_provider {
+	pthread_mutex_t lock;
+	struct fake_reg *regs;
+	size_t count;		/* registrations ever made */
+	size_t capacity;
+	size_t live;		/* registered now */
+	uint64_t live_bytes;
+	size_t deregs;
+	size_t double_deregs;	/* must stay 0 */
+	int fail_next;		/* -errno returned by the next reg calls */
+	int fail_count;		/* ... this many times */
+	uint64_t byte_limit;	/* fail with -ENOMEM past this, 0 = none */
+};
+
+void fake_init(struct fake_provider *fake);
+void fake_fini(struct fake_provider *fake);
+struct mrc_provider fake_provider(struct fake_provider *fake);
+/* The registration behind a region's handle. */
+const struct fake_reg *fake_reg_of(struct fake_provider *fake,
+				   const struct mrc_region *region);
+
+/* Preallocate room for @n registrations (no realloc under threads). */
+int fake_reserve(struct fake_provider *fake, size_t n);
+/* Is the registration behind @handle still registered? Takes the lock. */
+int fake_handle_live(struct fake_provider *fake, void *handle);
+
+#endif
