@@ -1,0 +1,57 @@
+/*
+ * itree.h - augmented AVL interval tree, the index of the registration cache
+ *
+ * Each node covers the half-open range [start, end).  The tree is ordered by
+ * start (equal starts allowed) and every node caches max_end, the largest end
+ * in its subtree, so overlap and containment queries can skip whole subtrees.
+ *
+ * Concurrency: all functions except mrc_itree_find_containing() must be
+ * serialized by the caller (the cache mutex).  mrc_itree_find_containing()
+ * may run without that lock, concurrently with one writer, provided node
+ * memory stays valid for the lifetime of the tree (nodes are type-stable).
+ * Under concurrent modification it may miss a node and return NULL; it never
+ * returns a node whose range, as it read it, does not contain the query.
+ */
+#ifndef MRC_ITREE_H
+#define MRC_ITREE_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/*
+ * An AVL tree of height h holds at least Fib(h + 2) - 1 nodes, so 2^64 nodes
+ * fit in height 93.  Bounds the lock-free walk and the validator's recursion.
+ */
+#define MRC_ITREE_MAX_HEIGHT 96
+
+struct mrc_itree_node {
+	struct mrc_itree_node *left, *right, *parent;
+	uint64_t start;    /* [start, end), end > start, set by the caller before insert */
+	uint64_t end;
+	uint64_t max_end;  /* largest end in this subtree (the augmentation) */
+	int32_t height;
+};
+
+struct mrc_itree {
+	struct mrc_itree_node *root;
+	size_t count;
+};
+
+void mrc_itree_init(struct mrc_itree *tree);
+void mrc_itree_node_set_range(struct mrc_itree_node *node, uint64_t start, uint64_t end);
+void mrc_itree_insert(struct mrc_itree *tree, struct mrc_itree_node *node);
+void mrc_itree_remove(struct mrc_itree *tree, struct mrc_itree_node *node);
+
+struct mrc_itree_node *mrc_itree_first_overlap(const struct mrc_itree *tree,
+					       uint64_t start, uint64_t end);
+struct mrc_itree_node *mrc_itree_next_overlap(const struct mrc_itree_node *node,
+					      uint64_t start, uint64_t end);
+
+struct mrc_itree_node *mrc_itree_find_containing(const struct mrc_itree *tree,
+						 uint64_t start, uint64_t end);
+
+struct mrc_itree_node *mrc_itree_first(const struct mrc_itree *tree);
+struct mrc_itree_node *mrc_itree_next(const struct mrc_itree_node *node);
+int mrc_itree_check(const struct mrc_itree *tree);
+
+#endif /* MRC_ITREE_H */
