@@ -12,68 +12,70 @@ set -euo pipefail
 
 job=/run/mrcache-vm
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-say() {
-	printf 'mrcache-vm: %s\n' "$*"
+# Static busybox for the setup steps: under TCG every exec of a dynamically
+# linked tool costs 0.1-0.5 s of loader work over 9p.
+bb() {
+	/bin/busybox "$@"
 }
 
-setup_failed() {
-	say "setup failed: $*"
-	finish 125
+say() {
+	printf 'mrcache-vm: %s\n' "$*"
 }
 
 # Must never fail: the host is waiting for a status and a powered-off VM.
 finish() {
 	local status=$1
 
+	trap - EXIT
 	set +e
-	dmesg >"$job/dmesg" 2>/dev/null
+	bb dmesg >"$job/dmesg" 2>/dev/null
 	echo "$status" >"$job/status"
-	sync
+	bb sync
 	echo "MRCACHE-VM-EXIT=$status"
 	busybox poweroff -f
 	exit "$status" # only reached if poweroff failed; the kernel panics
 }
 
 mount_basics() {
-	mount -t proc proc /proc
-	mount -t sysfs sysfs /sys
-	mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
-	mkdir -p /dev/pts /dev/shm
-	mount -t devpts devpts /dev/pts
-	mount -t tmpfs tmpfs /dev/shm
-	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
+	bb mount -t proc proc /proc
+	bb mount -t sysfs sysfs /sys
+	# The initramfs moved its devtmpfs here already.
+	[[ -c /dev/null ]] || bb mount -t devtmpfs devtmpfs /dev
+	bb mkdir -p /dev/pts /dev/shm
+	bb mount -t devpts devpts /dev/pts
+	bb mount -t tmpfs tmpfs /dev/shm
+	bb mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
 }
 
 # The host has no modules for the guest kernel; show the cached ones at the
-# usual place.  A bind mount, so it survives the tmpfs put over /tmp later.
+# usual place (the cache may be under /tmp: mount this before /tmp).
 mount_modules() {
 	local kver
 
-	kver=$(uname -r)
-	mount -t tmpfs -o mode=755 tmpfs /lib/modules
-	mkdir "/lib/modules/$kver"
-	mount --bind "$kdir/lib/modules/$kver" "/lib/modules/$kver"
+	read -r kver </proc/sys/kernel/osrelease
+	bb mount -t tmpfs -o mode=755 tmpfs /lib/modules
+	bb mkdir "/lib/modules/$kver"
+	bb mount -o bind "$kdir/lib/modules/$kver" "/lib/modules/$kver"
 }
 
-# A writable /tmp hides the host's /tmp, where the checkout, its build or the
-# cache may live (CI clones anywhere).  Keep those host paths visible.
+# /tmp is writable but must keep showing the host's /tmp read-only: the
+# checkout, its build, the cache, --insmod files or the command's arguments
+# may live there (CI clones anywhere).  An overlay does both; what the guest
+# writes lands in tmpfs (/run) and never reaches the host.
 mount_tmp() {
-	local path
+	local top=/run/mrcache-tmp
 
-	mkdir -p "$job/host-tmp"
-	mount --bind /tmp "$job/host-tmp"
-	mount -t tmpfs -o mode=1777 tmpfs /tmp
-	for path in "${keep_paths[@]}"; do
-		[[ $path == /tmp/* ]] || continue
-		mkdir -p "$path"
-		mount --bind "$job/host-tmp/${path#/tmp/}" "$path"
-	done
+	modprobe overlay
+	bb mkdir -p "$top/upper" "$top/work"
+	bb chmod 1777 "$top/upper"
+	bb mount -t overlay overlay \
+		-o "lowerdir=/tmp,upperdir=$top/upper,workdir=$top/work" /tmp
 }
 
 mount_outdir() {
 	[[ -n $outdir ]] || return 0
-	mkdir -p "$outdir" 2>/dev/null || true
-	mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none \
+	bb mkdir -p "$outdir" 2>/dev/null || true
+	bb mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none \
 		mrcout "$outdir"
 }
 
@@ -121,8 +123,8 @@ prepare() {
 	mount_modules
 	mount_tmp
 	mount_outdir
-	hostname mrcache-vm
-	ip link set lo up
+	bb hostname mrcache-vm
+	bb ip link set lo up
 	if ((numa)); then setup_numa; fi
 	if ((rxe)); then setup_rxe; fi
 	if ((zram_mib > 0)); then setup_zram; fi
@@ -144,16 +146,21 @@ run_command() {
 }
 
 main() {
-	local status=0
+	local status=0 uptime
 
+	# Any failure while preparing the guest reports 125 and powers off:
+	# PID 1 must not simply exit (the kernel would panic).
+	set -E
+	trap 'say "setup failed at line $LINENO: $BASH_COMMAND"' ERR
+	trap 'finish 125' EXIT
 	# Defaults, overridden by what run.sh wrote.
-	rxe=1 numa=0 zram_mib=0 kdir='' cwd=/ outdir='' keep_paths=()
+	rxe=1 numa=0 zram_mib=0 kdir='' cwd=/ outdir=''
 	# shellcheck source=/dev/null
-	. "$job/config" || setup_failed "cannot read $job/config"
-	trap 'setup_failed "line $LINENO: $BASH_COMMAND"' ERR
+	. "$job/config"
 	prepare
 	trap - ERR
-	say "guest ready after $(cut -d' ' -f1 /proc/uptime)s of uptime, running the command"
+	read -r uptime _ </proc/uptime
+	say "guest ready after ${uptime}s of uptime, running the command"
 	run_command || status=$?
 	finish "$status"
 }

@@ -84,6 +84,8 @@ in_guest() {
 	check "NUMA node1 exists" test -d /sys/devices/system/node/node1
 	check "zram swap is on" grep -q '^/dev/zram0 ' /proc/swaps
 	check "--outdir is writable" write_file "$outdir/guest.txt" from-guest
+	check "host files under /tmp are visible" grep -qx from-host "$cwd/host.txt"
+	check "host paths under /tmp are writable" write_file "$cwd/private.txt" guest-only
 	echo "in-guest: $passed passed, $failed failed"
 	((failed == 0))
 }
@@ -132,20 +134,23 @@ timed() {
 }
 
 on_host() {
-	local kver kdir outdir dummy
+	local kver kdir base outdir dummy
 
 	kver=$("$here/fetch-kernel.sh") || exit $?
 	kdir=${kver#*$'\n'}
 	kver=${kver%%$'\n'*}
 	dummy=$(find "$kdir/lib/modules/$kver" -name dummy.ko -print -quit)
-	outdir=$(mktemp -d)
-	# shellcheck disable=SC2064  # expand $outdir now
-	trap "rm -rf '$outdir'" EXIT
-	cd "$outdir"
+	base=$(mktemp -d)
+	# shellcheck disable=SC2064  # expand $base now
+	trap "rm -rf '$base'" EXIT
+	outdir=$base/out
+	cd "$base"
+	echo from-host >host.txt
 
 	check "guest checks pass (rxe, numa, zram, outdir, env)" \
 		timed full_guest_run "$kver" "$outdir"
 	check "guest wrote into --outdir" grep -qx from-guest "$outdir/guest.txt"
+	check "guest writes elsewhere stay in the guest" test ! -e private.txt
 	check "a failing command's status comes back" \
 		timed expect_status 3 --no-rxe --cpus 1 --mem 512 -- sh -c 'exit 3'
 	check "--insmod loads, a kernel WARNING fails the run" \
