@@ -39,6 +39,8 @@ struct mrc_stats mrc_stats;
 LIST_HEAD(mrc_files);
 DEFINE_SPINLOCK(mrc_files_lock);
 
+/* Global counters for tests and debugging; root only (they describe
+ * every user of the device). */
 #define MRC_STAT_ATTR(name)						\
 static ssize_t name##_show(struct device *dev,				\
 			   struct device_attribute *attr, char *buf)	\
@@ -46,7 +48,7 @@ static ssize_t name##_show(struct device *dev,				\
 	return sysfs_emit(buf, "%ld\n",					\
 			  atomic_long_read(&mrc_stats.name));		\
 }									\
-static DEVICE_ATTR_RO(name)
+static DEVICE_ATTR_ADMIN_RO(name)
 
 MRC_STAT_ATTR(files);
 MRC_STAT_ATTR(watches);
