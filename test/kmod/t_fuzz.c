@@ -2,7 +2,8 @@
 /*
  * Random ioctls: numbers (ours with random sizes and directions, and
  * random ones), argument pointers (NULL, kernel addresses, unmapped,
- * misaligned, a buffer of random bytes), against a set-up and a fresh
+ * misaligned, a buffer of random bytes, a valid struct with one random
+ * byte changed), with madvise() invalidations in between, against a set-up and a fresh
  * file.  Nothing may succeed that should not, nothing may crash (the VM
  * runner fails on any kernel WARNING/BUG), and a normal watch/invalidate
  * cycle still works afterwards.  Seed: 12345, or MRCACHE_FUZZ_SEED;
@@ -40,11 +41,43 @@ static unsigned long random_cmd(void)
 	}
 }
 
-static void *random_arg(unsigned char *buf, size_t len, void *unmapped)
+/* A valid argument for @cmd with (sometimes) one random byte changed. */
+static void *mutated_arg(unsigned long cmd, unsigned char *buf, char *area)
+{
+	long pg = t_page();
+	union {
+		struct mrc_api api;
+		struct mrc_watch w;
+		struct mrc_unwatch u;
+	} *a = (void *)buf;
+
+	memset(buf, 0, 256);
+	if (cmd == MRC_IOC_API) {
+		a->api.abi_version = MRC_ABI_VERSION;
+		a->api.ring_entries = 8U << (rnd() % 6);
+		a->api.watch_slots = 1 + rnd() % 64;
+		a->api.features = rnd() % 4;
+	} else if (cmd == MRC_IOC_WATCH) {
+		a->w.start = (uintptr_t)area + (rnd() % 16) * pg;
+		a->w.length = (1 + rnd() % 16) * pg;
+		a->w.cookie = rnd();
+	} else {
+		a->u.id = rnd() % 70;	/* UNWATCH, QUERY, REARM */
+	}
+	if (rnd() % 2)
+		buf[rnd() % 64] = rnd();
+	return buf;
+}
+
+static void *random_arg(unsigned long cmd, unsigned char *buf, size_t len,
+			void *unmapped, char *area)
 {
 	size_t i;
 
-	switch (rnd() % 6) {
+	switch (rnd() % 8) {
+	case 6:
+	case 7:
+		return mutated_arg(cmd, buf, area);
 	case 0:
 		return NULL;
 	case 1:
@@ -63,14 +96,19 @@ static void *random_arg(unsigned char *buf, size_t len, void *unmapped)
 	}
 }
 
-static void fuzz(int fd, long iters, void *unmapped, long *ok)
+static void fuzz(int fd, long iters, void *unmapped, char *area, long *ok)
 {
-	static unsigned char buf[512];
+	static unsigned char buf[512] __attribute__((aligned(8)));
 	long i;
 
 	for (i = 0; i < iters; i++) {
 		unsigned long cmd = random_cmd();
-		int ret = t_ioctl(fd, cmd, random_arg(buf, 256, unmapped));
+		void *arg = random_arg(cmd, buf, 256, unmapped, area);
+		int ret = t_ioctl(fd, cmd, arg);
+
+		/* Sometimes invalidate what the fuzzer may have watched. */
+		if (rnd() % 64 == 0)
+			madvise(area, 32 * t_page(), MADV_DONTNEED);
 
 		CHECK(ret == 0 || ret == -EINVAL || ret == -EFAULT ||
 		      ret == -ENOTTY || ret == -ENOENT || ret == -ENOSPC ||
@@ -88,7 +126,7 @@ int main(void)
 	struct mrct t;
 	uint64_t gen;
 	uint32_t id;
-	char *p, *unmapped;
+	char *p, *unmapped, *area;
 	int fd;
 
 	t_name = "t_fuzz";
@@ -104,11 +142,12 @@ int main(void)
 
 	unmapped = t_anon(pg);
 	munmap(unmapped, pg);
+	area = t_anon_guarded(32 * pg);
 	fd = t_open_dev();
-	fuzz(fd, iters, unmapped, &ok);
+	fuzz(fd, iters, unmapped, area, &ok);
 	close(fd);
 	mrct_open(&t, 64, 64, 0);
-	fuzz(t.fd, iters, unmapped, &ok);
+	fuzz(t.fd, iters, unmapped, area, &ok);
 	mrct_close(&t);
 
 	mrct_open(&t, 64, 64, 0);
