@@ -185,25 +185,52 @@ static uint64_t memlock_limit(const struct mrc_config *config)
 	return rl.rlim_cur == RLIM_INFINITY ? 0 : (uint64_t)rl.rlim_cur;
 }
 
-static int start_monitor(struct mrc_cache *cache)
+static int try_monitor(struct mrc_cache *cache,
+		       const struct mrc_monitor_ops *ops)
 {
 	static const uint32_t never_changes;
 	struct mrc_monitor *mon = &cache->monitor;
-	uint32_t kind = cache->config.monitor;
 	int ret;
 
-	if (kind != MRC_MONITOR_AUTO && kind != MRC_MONITOR_MANUAL)
-		return mrc_error(ENOTSUP, "monitor '%s' is not built into this library; use MRCACHE_MONITOR=manual",
-				 mrc_monitor_kind_name(kind));
-	mon->ops = &mrc_monitor_manual_ops;
-	mon->cache = cache;
-	mon->events = &never_changes;
-	ret = mon->ops->start(mon, cache);
-	if (ret)
+	*mon = (struct mrc_monitor){
+		.ops = ops, .cache = cache, .events = &never_changes,
+	};
+	ret = ops->start(mon, cache);
+	if (ret) {
+		mon->ops = NULL;
 		return ret;
+	}
 	cache->monitor_events = mon->events;
 	cache->monitor_seen = mrc_load_acquire(mon->events);
 	return 0;
+}
+
+/*
+ * AUTO takes the kernel monitor when /dev/mrcache exists and falls back to
+ * the manual one; an explicit choice fails loudly when unavailable.
+ */
+static int start_monitor(struct mrc_cache *cache)
+{
+	uint32_t kind = cache->config.monitor;
+	int ret;
+
+	switch (kind) {
+	case MRC_MONITOR_AUTO:
+		ret = try_monitor(cache, &mrc_monitor_kmod_ops);
+		if (!ret)
+			return 0;
+		if (ret != -ENODEV)
+			mrc_warn("kernel monitor unavailable, using the manual one: %s",
+				 mrc_last_error());
+		return try_monitor(cache, &mrc_monitor_manual_ops);
+	case MRC_MONITOR_KMOD:
+		return try_monitor(cache, &mrc_monitor_kmod_ops);
+	case MRC_MONITOR_MANUAL:
+		return try_monitor(cache, &mrc_monitor_manual_ops);
+	default:
+		return mrc_error(ENOTSUP, "monitor '%s' is not built into this library; use MRCACHE_MONITOR=kmod or manual",
+				 mrc_monitor_kind_name(kind));
+	}
 }
 
 static int check_provider(const struct mrc_provider *provider)
@@ -394,6 +421,7 @@ int mrc_cache_progress(struct mrc_cache *cache)
  */
 static int destroy_forked(struct mrc_cache *cache)
 {
+	cache->monitor.ops->stop(&cache->monitor);
 	mrc_registry_remove(cache);
 	cache_free(cache);
 	return 0;

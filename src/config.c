@@ -159,6 +159,7 @@ static const struct mrc_env_setting env_settings[] = {
 	SETTING("MRCACHE_CHECK_PFN", parse_count, check_pfn),
 	SETTING("MRCACHE_MONITOR", parse_monitor, monitor),
 	SETTING("MRCACHE_STATS", parse_bool, print_stats),
+	SETTING("MRCACHE_PROGRESS_THREAD", parse_bool, progress_thread),
 };
 
 static int store_setting(const struct mrc_env_setting *s, uint64_t value,
@@ -211,6 +212,10 @@ static int check_attr(const struct mrc_cache_attr *attr)
 		return mrc_error(EINVAL, "mrc_cache_attr.memlock must be 0 or 1");
 	if ((attr->comp_mask & MRC_ATTR_PRINT_STATS) && attr->print_stats > 1)
 		return mrc_error(EINVAL, "mrc_cache_attr.print_stats must be 0 or 1");
+	if ((attr->comp_mask & MRC_ATTR_PROGRESS_THREAD) && attr->progress_thread > 1)
+		return mrc_error(EINVAL, "mrc_cache_attr.progress_thread must be 0 or 1");
+	if (attr->reserved)
+		return mrc_error(EINVAL, "mrc_cache_attr.reserved must be 0");
 	return 0;
 }
 
@@ -235,6 +240,8 @@ static void apply_attr(const struct mrc_cache_attr *attr,
 		config->monitor = attr->monitor;
 	if (m & MRC_ATTR_PRINT_STATS)
 		config->print_stats = attr->print_stats;
+	if (m & MRC_ATTR_PROGRESS_THREAD)
+		config->progress_thread = attr->progress_thread;
 }
 
 /**

@@ -16,6 +16,7 @@ struct mrc_config {
 	uint32_t default_access;
 	uint32_t monitor;	/* enum mrc_monitor_kind */
 	uint32_t print_stats;
+	uint32_t progress_thread;
 };
 
 int mrc_config_load(const struct mrc_cache_attr *attr,

@@ -45,5 +45,6 @@ struct mrc_monitor {
 };
 
 extern const struct mrc_monitor_ops mrc_monitor_manual_ops;
+extern const struct mrc_monitor_ops mrc_monitor_kmod_ops;
 
 #endif /* MRC_MONITOR_H */

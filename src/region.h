@@ -48,8 +48,8 @@ struct mrc_region {
 	uint32_t last_use;		/* cache clock at the last hit */
 	uint32_t lru_stamp;		/* cache clock when queued in the LRU */
 	uint32_t watch_id;		/* monitor's handle for this range */
-	uint32_t watch_gen;		/* monitor generation when watched */
 	uint64_t *pfns;			/* frames recorded for MRCACHE_CHECK_PFN */
+	uint64_t watch_gen;		/* monitor generation when watched */
 };
 
 static inline uint64_t mrc_region_start(const struct mrc_region *r)

@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The kernel monitor: /dev/mrcache watches each cached range with an MMU
+ * interval notifier and writes an event into a ring shared with us before
+ * the page tables change (before munmap, madvise, mremap or brk return,
+ * and before a migration or reclaim can move a page).
+ *
+ * The hit path reads the ring's producer index (one load). Draining turns
+ * each event into a kill of exactly the region that was watched, matched by
+ * watch id and a cookie that is never reused, so a stale event cannot drop
+ * a newer registration of the same addresses. A full ring loses nothing: the
+ * kernel counts an overflow and we then drop every region.
+ *
+ * Pressure events (the kernel's shrinker asking for memory) evict idle
+ * registrations, least recently used first.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "mrcache_abi.h"
+#include "cache.h"
+#include "error.h"
+
+struct watch_slot {
+	struct mrc_region *region;	/* NULL when the slot is free */
+	uint64_t cookie;
+};
+
+struct kmod_monitor {
+	int fd;
+	void *map;
+	size_t map_len;
+	const uint32_t *producer;
+	uint32_t *consumer;
+	const uint64_t *overflow;
+	uint64_t *overflow_seen;
+	const struct mrc_event *events;
+	const uint64_t *generations;
+	uint32_t mask;
+	uint32_t slots;
+	uint64_t overflow_handled;
+	uint64_t next_cookie;
+	struct watch_slot *watches;	/* indexed by watch id */
+	pthread_t progress;
+	int wake_fd;			/* eventfd stopping the progress thread */
+	int progress_running;
+	pid_t owner;			/* a forked child has no progress thread */
+};
+
+static struct kmod_monitor *kmod(struct mrc_monitor *mon)
+{
+	return mon->priv;
+}
+
+static int handshake(int fd, struct mrc_api *api)
+{
+	memset(api, 0, sizeof(*api));
+	api->abi_version = MRC_ABI_VERSION;
+	api->features = MRC_FEAT_PRESSURE;
+	if (ioctl(fd, MRC_IOC_API, api))
+		return mrc_error(errno, "MRC_IOC_API handshake with %s failed (module ABI %d expected)",
+				 MRC_DEVICE_PATH, MRC_ABI_VERSION);
+	return 0;
+}
+
+static void *at(const struct kmod_monitor *km, uint32_t offset)
+{
+	return (char *)km->map + offset;
+}
+
+static int map_ring(struct kmod_monitor *km, const struct mrc_api *api)
+{
+	const struct mrc_ring_offsets *off = &api->off;
+
+	km->map_len = api->mmap_length;
+	km->map = mmap(NULL, km->map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       km->fd, 0);
+	if (km->map == MAP_FAILED)
+		return mrc_error(errno, "cannot map the %s ring", MRC_DEVICE_PATH);
+	km->producer = at(km, off->producer);
+	km->consumer = at(km, off->consumer);
+	km->overflow = at(km, off->overflow);
+	km->overflow_seen = at(km, off->overflow_seen);
+	km->events = at(km, off->events);
+	km->generations = at(km, off->generations);
+	km->mask = api->ring_entries - 1;
+	km->slots = api->watch_slots;
+	km->overflow_handled = mrc_load_acquire(km->overflow);
+	return 0;
+}
+
+static void kmod_close(struct kmod_monitor *km)
+{
+	if (km->map && km->map != MAP_FAILED)
+		munmap(km->map, km->map_len);
+	if (km->fd >= 0)
+		close(km->fd);
+	if (km->wake_fd >= 0)
+		close(km->wake_fd);
+	free(km->watches);
+	free(km);
+}
+
+static int open_device(struct kmod_monitor *km)
+{
+	km->fd = open(MRC_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	if (km->fd >= 0)
+		return 0;
+	if (errno == ENOENT || errno == ENXIO || errno == ENODEV)
+		return mrc_error(ENODEV, "%s not present (is the mrcache module loaded?)",
+				 MRC_DEVICE_PATH);
+	return mrc_error(errno, "cannot open %s", MRC_DEVICE_PATH);
+}
+
+static int kmod_setup(struct kmod_monitor *km)
+{
+	struct mrc_api api;
+	int ret;
+
+	ret = open_device(km);
+	if (!ret)
+		ret = handshake(km->fd, &api);
+	if (!ret)
+		ret = map_ring(km, &api);
+	if (ret)
+		return ret;
+	km->watches = calloc(km->slots, sizeof(*km->watches));
+	if (!km->watches)
+		return mrc_error(ENOMEM, "no memory for %u watch slots", km->slots);
+	return 0;
+}
+
+static void *progress_main(void *arg);
+
+static int start_progress(struct mrc_monitor *mon)
+{
+	struct kmod_monitor *km = kmod(mon);
+	int ret;
+
+	km->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (km->wake_fd < 0)
+		return mrc_error(errno, "eventfd for the progress thread");
+	ret = pthread_create(&km->progress, NULL, progress_main, mon);
+	if (ret)
+		return mrc_error(ret, "cannot start the progress thread");
+	km->progress_running = 1;
+	return 0;
+}
+
+static int kmod_start(struct mrc_monitor *mon, struct mrc_cache *cache)
+{
+	struct kmod_monitor *km = calloc(1, sizeof(*km));
+	int ret;
+
+	if (!km)
+		return mrc_error(ENOMEM, "no memory for the kernel monitor");
+	km->fd = -1;
+	km->wake_fd = -1;
+	km->owner = getpid();
+	mon->priv = km;
+	ret = kmod_setup(km);
+	if (!ret && cache->config.progress_thread)
+		ret = start_progress(mon);
+	if (ret) {
+		kmod_close(km);
+		mon->priv = NULL;
+		return ret;
+	}
+	mon->events = km->producer;
+	return 0;
+}
+
+static void kmod_stop(struct mrc_monitor *mon)
+{
+	struct kmod_monitor *km = kmod(mon);
+	uint64_t one = 1;
+
+	if (km->progress_running && km->owner == getpid()) {
+		if (write(km->wake_fd, &one, sizeof(one)) != sizeof(one))
+			mrc_warn("cannot wake the progress thread: %s", strerror(errno));
+		pthread_join(km->progress, NULL);
+	}
+	kmod_close(km);
+	mon->priv = NULL;
+}
+
+static int kmod_watch(struct mrc_monitor *mon, struct mrc_region *r)
+{
+	struct kmod_monitor *km = kmod(mon);
+	struct mrc_watch w = {
+		.start = r->node.start,
+		.length = r->node.end - r->node.start,
+		.cookie = ++km->next_cookie,
+	};
+
+	if (ioctl(km->fd, MRC_IOC_WATCH, &w))
+		return mrc_error(errno, "MRC_IOC_WATCH %#" PRIx64 "+%" PRIu64 " failed",
+				 (uint64_t)w.start, (uint64_t)w.length);
+	if (w.id >= km->slots) {
+		struct mrc_unwatch u = { .id = w.id };
+
+		ioctl(km->fd, MRC_IOC_UNWATCH, &u);
+		return mrc_error(EPROTO, "%s returned watch id %u beyond its %u slots",
+				 MRC_DEVICE_PATH, w.id, km->slots);
+	}
+	km->watches[w.id] = (struct watch_slot){ r, w.cookie };
+	r->watch_id = w.id;
+	r->watch_gen = w.generation;
+	return 0;
+}
+
+/*
+ * Did an invalidation hit the range between MRC_IOC_WATCH and the end of
+ * registration? The kernel bumps the generation before it changes the page
+ * tables, so after the provider pinned the pages an unchanged generation
+ * proves they are the ones the application sees.
+ */
+static int kmod_watch_raced(struct mrc_monitor *mon, struct mrc_region *r)
+{
+	struct kmod_monitor *km = kmod(mon);
+
+	return mrc_load_acquire(&km->generations[r->watch_id]) != r->watch_gen;
+}
+
+static void kmod_unwatch(struct mrc_monitor *mon, struct mrc_region *r)
+{
+	struct kmod_monitor *km = kmod(mon);
+	struct mrc_unwatch u = { .id = r->watch_id };
+
+	km->watches[r->watch_id].region = NULL;
+	if (ioctl(km->fd, MRC_IOC_UNWATCH, &u))
+		mrc_warn("MRC_IOC_UNWATCH %u failed: %s", u.id, strerror(errno));
+}
+
+static void handle_event(struct mrc_monitor *mon, const struct mrc_event *ev)
+{
+	struct kmod_monitor *km = kmod(mon);
+	struct mrc_cache *cache = mon->cache;
+	struct watch_slot *slot;
+
+	if (ev->reason == MRC_REASON_PRESSURE) {
+		mrc_cache_evict_bytes_locked(cache, ev->end * mrc_page_size());
+		return;
+	}
+	if ((ev->flags & MRC_EVENT_F_INFO) || ev->id >= km->slots)
+		return;
+	slot = &km->watches[ev->id];
+	/* A stale event of a watch whose slot was reused since: ignore. */
+	if (!slot->region || slot->cookie != ev->cookie)
+		return;
+	if (slot->region->flags & MRC_REGION_IN_TREE) {
+		mrc_region_kill(cache, slot->region);
+		cache->count.invalidations++;
+	}
+}
+
+/* The ring overflowed: any watch may have fired, drop every region. */
+static void handle_overflow(struct mrc_monitor *mon, uint64_t overflow)
+{
+	struct kmod_monitor *km = kmod(mon);
+
+	mrc_cache_invalidate_locked(mon->cache, 0, UINT64_MAX);
+	km->overflow_handled = overflow;
+	mrc_store_release(km->overflow_seen, overflow);
+}
+
+static uint32_t kmod_drain(struct mrc_monitor *mon)
+{
+	struct kmod_monitor *km = kmod(mon);
+	/* Pairs with the kernel's store-release of the producer index. */
+	uint32_t prod = mrc_load_acquire(km->producer);
+	uint32_t cons = *km->consumer;
+	uint64_t overflow;
+
+	for (; cons != prod; cons++)
+		handle_event(mon, &km->events[cons & km->mask]);
+	/* Pairs with the kernel's load-acquire before it reuses the slots. */
+	mrc_store_release(km->consumer, cons);
+	overflow = mrc_load_acquire(km->overflow);
+	if (overflow != km->overflow_handled)
+		handle_overflow(mon, overflow);
+	return prod;
+}
+
+/*
+ * Drains events for a process that is not calling into the cache, so idle
+ * registrations the kernel wants back (migration, reclaim) go promptly.
+ */
+static void *progress_main(void *arg)
+{
+	struct mrc_monitor *mon = arg;
+	struct kmod_monitor *km = kmod(mon);
+	struct pollfd fds[2] = {
+		{ .fd = km->fd, .events = POLLIN },
+		{ .fd = km->wake_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents || (fds[0].revents & (POLLERR | POLLHUP)))
+			break;
+		if (fds[0].revents & POLLIN)
+			mrc_cache_progress(mon->cache);
+	}
+	return NULL;
+}
+
+const struct mrc_monitor_ops mrc_monitor_kmod_ops = {
+	.name = "kmod",
+	.start = kmod_start,
+	.stop = kmod_stop,
+	.watch = kmod_watch,
+	.watch_raced = kmod_watch_raced,
+	.unwatch = kmod_unwatch,
+	.drain = kmod_drain,
+};

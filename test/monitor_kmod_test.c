@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The kernel monitor end to end: /dev/mrcache must make the cache drop a
+ * region when the memory under it changes, whoever changes it, without the
+ * application calling mrc_invalidate(). Needs the module (the VM loads it;
+ * natively it must be loaded); exits 77 without it.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake_provider.h"
+#include "mrcache.h"
+
+static struct fake_provider fake;
+static struct mrc_cache *cache;
+static size_t page;
+
+static void make_cache(uint32_t progress_thread)
+{
+	struct mrc_provider prov = fake_provider(&fake);
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_MONITOR | MRC_ATTR_PROGRESS_THREAD,
+		.monitor = MRC_MONITOR_KMOD,
+		.progress_thread = progress_thread,
+	};
+	int ret = mrc_cache_create(&prov, &attr, &cache);
+
+	ck_assert_msg(ret == 0, "create: %s", mrc_last_error());
+}
+
+static void setup(void)
+{
+	page = (size_t)sysconf(_SC_PAGESIZE);
+	fake_init(&fake);
+	make_cache(0);
+}
+
+static void teardown(void)
+{
+	if (cache)
+		ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	ck_assert_uint_eq(fake.live, 0);
+	ck_assert_uint_eq(fake.double_deregs, 0);
+	fake_fini(&fake);
+}
+
+static char *map_pages(void *hint, size_t pages, int fixed)
+{
+	char *p = mmap(hint, pages * page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | (fixed ? MAP_FIXED : 0),
+		       -1, 0);
+
+	ck_assert_ptr_ne(p, MAP_FAILED);
+	memset(p, 0x5a, pages * page);
+	return p;
+}
+
+static struct mrc_region *get_ok(void *addr, size_t len)
+{
+	struct mrc_region *r = NULL;
+	int ret = mrc_get(cache, addr, len, 1, &r);
+
+	ck_assert_msg(ret == 0, "mrc_get: %s", mrc_last_error());
+	return r;
+}
+
+static struct mrc_stats stats(void)
+{
+	struct mrc_stats s;
+
+	ck_assert_int_eq(mrc_cache_stats(cache, &s), 0);
+	return s;
+}
+
+/* Cache a range, leave it idle, and return the registration behind it. */
+static size_t cache_idle(void *addr, size_t len)
+{
+	struct mrc_region *r = get_ok(addr, len);
+	size_t handle = (uintptr_t)mrc_region_handle(r);
+
+	ck_assert_int_eq(mrc_put(cache, r), 0);
+	ck_assert(fake_handle_live(&fake, (void *)handle));
+	return handle;
+}
+
+/* The next get of the range must register anew: the old one was dropped. */
+static void assert_reregistered(void *addr, size_t len, size_t old_handle)
+{
+	struct mrc_region *r = get_ok(addr, len);
+
+	ck_assert_uint_ne((uintptr_t)mrc_region_handle(r), old_handle);
+	ck_assert(!fake_handle_live(&fake, (void *)old_handle));
+	ck_assert_uint_ge(stats().invalidations, 1);
+	ck_assert_int_eq(mrc_put(cache, r), 0);
+}
+
+START_TEST(kmod_monitor_is_used)
+{
+	ck_assert_str_eq(stats().monitor, "kmod");
+}
+END_TEST
+
+START_TEST(munmap_drops_region)
+{
+	char *p = map_pages(NULL, 4, 0);
+	size_t h = cache_idle(p, 4 * page);
+
+	ck_assert_int_eq(munmap(p, 4 * page), 0);
+	map_pages(p, 4, 1);	/* same addresses, new pages */
+	assert_reregistered(p, 4 * page, h);
+	munmap(p, 4 * page);
+}
+END_TEST
+
+START_TEST(partial_munmap_drops_region)
+{
+	char *p = map_pages(NULL, 4, 0);
+	size_t h = cache_idle(p, 4 * page);
+
+	ck_assert_int_eq(munmap(p + 3 * page, page), 0);
+	map_pages(p + 3 * page, 1, 1);
+	assert_reregistered(p, page, h);
+	munmap(p, 4 * page);
+}
+END_TEST
+
+START_TEST(madvise_dontneed_drops_region)
+{
+	char *p = map_pages(NULL, 2, 0);
+	size_t h = cache_idle(p, 2 * page);
+
+	ck_assert_int_eq(madvise(p, 2 * page, MADV_DONTNEED), 0);
+	assert_reregistered(p, 2 * page, h);
+	munmap(p, 2 * page);
+}
+END_TEST
+
+START_TEST(mremap_drops_region)
+{
+	char *p = map_pages(NULL, 4, 0);
+	char *q = map_pages(NULL, 4, 0);
+	size_t h = cache_idle(p, 4 * page);
+
+	/* Move q's pages onto p's addresses. */
+	ck_assert_ptr_eq(mremap(q, 4 * page, 4 * page,
+				MREMAP_MAYMOVE | MREMAP_FIXED, p), p);
+	assert_reregistered(p, 4 * page, h);
+	munmap(p, 4 * page);
+}
+END_TEST
+
+START_TEST(brk_shrink_drops_region)
+{
+	char *top = sbrk(0);
+	char *base = (char *)(((uintptr_t)top + page - 1) & ~(page - 1));
+	size_t h;
+
+	ck_assert_int_eq(brk(base + 4 * page), 0);
+	memset(base, 1, 4 * page);
+	h = cache_idle(base, 4 * page);
+	ck_assert_int_eq(brk(base), 0);		/* shrink: pages freed */
+	ck_assert_int_eq(brk(base + 4 * page), 0);	/* grow: new pages */
+	memset(base, 2, 4 * page);
+	assert_reregistered(base, 4 * page, h);
+	ck_assert_int_eq(brk(top), 0);
+}
+END_TEST
+
+START_TEST(mprotect_keeps_region)
+{
+	char *p = map_pages(NULL, 2, 0);
+	size_t h = cache_idle(p, 2 * page);
+	struct mrc_region *r;
+
+	ck_assert_int_eq(mprotect(p, 2 * page, PROT_READ), 0);
+	ck_assert_int_eq(mprotect(p, 2 * page, PROT_READ | PROT_WRITE), 0);
+	r = get_ok(p, 2 * page);
+	ck_assert_uint_eq((uintptr_t)mrc_region_handle(r), h);
+	ck_assert_uint_eq(stats().invalidations, 0);
+	ck_assert_int_eq(mrc_put(cache, r), 0);
+	munmap(p, 2 * page);
+}
+END_TEST
+
+START_TEST(referenced_region_dies_at_last_put)
+{
+	char *p = map_pages(NULL, 2, 0);
+	struct mrc_region *old = get_ok(p, 2 * page), *fresh;
+	size_t h = (uintptr_t)mrc_region_handle(old);
+
+	ck_assert_int_eq(madvise(p, 2 * page, MADV_DONTNEED), 0);
+	fresh = get_ok(p, 2 * page);
+	ck_assert_ptr_ne(fresh, old);
+	ck_assert(fake_handle_live(&fake, (void *)h));	/* still held */
+	ck_assert_int_eq(mrc_put(cache, old), 0);
+	ck_assert(!fake_handle_live(&fake, (void *)h));
+	ck_assert_int_eq(mrc_put(cache, fresh), 0);
+	munmap(p, 2 * page);
+}
+END_TEST
+
+START_TEST(progress_thread_releases_idle_regions)
+{
+	char *p = map_pages(NULL, 2, 0);
+	size_t h;
+
+	ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	make_cache(1);
+	h = cache_idle(p, 2 * page);
+	ck_assert_int_eq(munmap(p, 2 * page), 0);
+	/* No cache call from here: the progress thread must deregister. */
+	for (int i = 0; i < 500 && fake_handle_live(&fake, (void *)h); i++)
+		usleep(10000);
+	ck_assert(!fake_handle_live(&fake, (void *)h));
+}
+END_TEST
+
+START_TEST(many_regions_then_unmap_all)
+{
+	enum { N = 2000 };
+	char *p = map_pages(NULL, 2 * N, 0);
+
+	for (int i = 0; i < N; i++)
+		cache_idle(p + 2 * i * page, page);
+	ck_assert_uint_eq(stats().regions, N);
+	ck_assert_int_eq(munmap(p, 2 * N * page), 0);
+	ck_assert_int_eq(mrc_cache_progress(cache), 0);
+	ck_assert_uint_eq(stats().regions, 0);
+	ck_assert_uint_eq(stats().invalidations, N);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("monitor_kmod");
+	TCase *tc = tcase_create("events");
+	SRunner *sr;
+	int failed;
+
+	if (access("/dev/mrcache", R_OK | W_OK)) {
+		fprintf(stderr, "monitor_kmod_test: /dev/mrcache unavailable (%s): skipped\n",
+			strerror(errno));
+		return 77;
+	}
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, kmod_monitor_is_used);
+	tcase_add_test(tc, munmap_drops_region);
+	tcase_add_test(tc, partial_munmap_drops_region);
+	tcase_add_test(tc, madvise_dontneed_drops_region);
+	tcase_add_test(tc, mremap_drops_region);
+	tcase_add_test(tc, brk_shrink_drops_region);
+	tcase_add_test(tc, mprotect_keeps_region);
+	tcase_add_test(tc, referenced_region_dies_at_last_put);
+	tcase_add_test(tc, progress_thread_releases_idle_regions);
+	tcase_add_test(tc, many_regions_then_unmap_all);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
