@@ -1,0 +1,813 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * hit_bench: the cost of a cache hit (get + put of a range already cached),
+ * mrcache against UCX's ucs_rcache, in one process, with the same null
+ * registration callbacks, so only the caches themselves are measured.
+ *
+ * For each region count N and thread count T it prints one JSON line:
+ *   {"bench":"hit","regions":N,"threads":T,"mrcache_ns":..,"ucx_ns":..,
+ *    "ratio":..,...}
+ * where *_ns is wall time per operation in each thread (elapsed wall time of
+ * a run / operations per thread, median over the repetitions) and ratio is
+ * mrcache_ns / ucx_ns. Lines starting with '#' are for people. At the end
+ * come one {"bench":"scaling"} line per N (2-thread aggregate throughput
+ * over the 1-thread rate) and one {"bench":"memory"} line (bytes each cache
+ * holds per cached region, measured over 65,536 regions).
+ *
+ * Regions are one page each at a stride of two pages in one anonymous
+ * mapping, so no two overlap or touch. Every cache gets each region once
+ * before timing; a timed operation picks its region with a per-thread
+ * xorshift generator seeded by thread index, so both caches see the same
+ * sequence. Threads are pinned to distinct cores with hwloc and start
+ * together on a barrier.
+ *
+ * Build: gcc -O2 -std=gnu11 -Wall -Wextra -Werror -I include \
+ *          bench/hit_bench.c -L src/.libs -lmrcache \
+ *          $(pkg-config --cflags --libs ucx-ucs hwloc) -lpthread
+ * Usage: hit_bench [--quick] [--regions 1,1000,65536] [--threads 1,2]
+ *                  [--json-only]
+ */
+#include <errno.h>
+#include <hwloc.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ucs/memory/rcache.h>
+
+#include "mrcache.h"
+
+#define MAX_LIST	8
+#define MAX_THREADS	64
+#define MAX_REPS	31
+#define MEMORY_REGIONS	65536
+#define BENCH_ACCESS	1u	/* any non-zero provider flag */
+#define UCX_PROT	(PROT_READ | PROT_WRITE)
+
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+struct options {
+	unsigned long regions[MAX_LIST];
+	int nregions;
+	unsigned long threads[MAX_LIST];
+	int nthreads;
+	int reps;
+	double rep_seconds;
+	bool json_only;
+};
+
+static int parse_list(const char *arg, unsigned long *out, int *count,
+		      unsigned long max)
+{
+	char *copy = strdup(arg), *save = NULL, *tok;
+	int n = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+		unsigned long v = strtoul(tok, &end, 10);
+
+		if (*end || v == 0 || v > max || n == MAX_LIST) {
+			free(copy);
+			return -EINVAL;
+		}
+		out[n++] = v;
+	}
+	free(copy);
+	*count = n;
+	return n ? 0 : -EINVAL;
+}
+
+static void usage(const char *prog)
+{
+	fprintf(stderr,
+		"usage: %s [--quick] [--regions N,N,...] [--threads T,T,...] [--json-only]\n"
+		"  --quick      3 short repetitions (CI smoke), default 7 of ~0.2 s\n"
+		"  --regions    cached region counts (default 1,1000,65536)\n"
+		"  --threads    thread counts sharing one cache (default 1,2)\n"
+		"  --json-only  print only the JSON lines\n", prog);
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	*o = (struct options){
+		.regions = { 1, 1000, 65536 }, .nregions = 3,
+		.threads = { 1, 2 }, .nthreads = 2,
+		.reps = 7, .rep_seconds = 0.2,
+	};
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--quick")) {
+			o->reps = 3;
+			o->rep_seconds = 0.03;
+		} else if (!strcmp(a, "--json-only")) {
+			o->json_only = true;
+		} else if (!strcmp(a, "--regions") && i + 1 < argc) {
+			if (parse_list(argv[++i], o->regions, &o->nregions, 1ul << 22))
+				goto bad;
+		} else if (!strcmp(a, "--threads") && i + 1 < argc) {
+			if (parse_list(argv[++i], o->threads, &o->nthreads, MAX_THREADS))
+				goto bad;
+		} else {
+			goto bad;
+		}
+	}
+	return 0;
+bad:
+	usage(argv[0]);
+	return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The memory the regions live in                                      */
+/* ------------------------------------------------------------------ */
+
+static size_t page_size;
+static char *arena;		/* region i is one page at arena + 2 * i pages */
+
+static int map_arena(unsigned long count)
+{
+	size_t len = 2 * count * page_size;
+
+	/* Never touched: the null callbacks do not look at the memory. */
+	arena = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (arena == MAP_FAILED) {
+		fprintf(stderr, "mmap %zu bytes: %s\n", len, strerror(errno));
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static inline char *region_addr(unsigned long i)
+{
+	return arena + 2 * i * page_size;
+}
+
+/* ------------------------------------------------------------------ */
+/* The two caches with null registration                               */
+/* ------------------------------------------------------------------ */
+
+struct caches {
+	struct mrc_cache *mrc;
+	ucs_rcache_t *ucx;
+	/* Registrations done; compared with the region count after timing. */
+	unsigned long mrc_regs;
+	unsigned long ucx_regs;
+};
+
+/* Both providers count calls; each cache serializes them (its lock). */
+static int null_mrc_reg(void *ctx, void *addr, size_t len, uint32_t access,
+			void **handle)
+{
+	(void)addr, (void)len, (void)access;
+	((struct caches *)ctx)->mrc_regs++;
+	*handle = NULL;
+	return 0;
+}
+
+static int null_mrc_dereg(void *ctx, void *handle)
+{
+	(void)ctx, (void)handle;
+	return 0;
+}
+
+static ucs_status_t null_ucx_reg(void *ctx, ucs_rcache_t *rc, void *arg,
+				 ucs_rcache_region_t *region, uint16_t flags)
+{
+	(void)rc, (void)arg, (void)region, (void)flags;
+	((struct caches *)ctx)->ucx_regs++;
+	return UCS_OK;
+}
+
+static void null_ucx_dereg(void *ctx, ucs_rcache_t *rc,
+			   ucs_rcache_region_t *region)
+{
+	(void)ctx, (void)rc, (void)region;
+}
+
+static void null_ucx_dump(void *ctx, ucs_rcache_t *rc,
+			  ucs_rcache_region_t *region, char *buf, size_t max)
+{
+	(void)ctx, (void)rc, (void)region;
+	snprintf(buf, max, "null");
+}
+
+static const ucs_rcache_ops_t null_ucx_ops = {
+	.mem_reg = null_ucx_reg,
+	.mem_dereg = null_ucx_dereg,
+	.dump_region = null_ucx_dump,
+};
+
+static int create_mrc(struct caches *c)
+{
+	struct mrc_provider provider = {
+		.name = "null", .reg = null_mrc_reg, .dereg = null_mrc_dereg,
+		.ctx = c,
+	};
+	/* Distinct regions, no bounds, no pinning limit, no memory hooks. */
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_MAX_BYTES | MRC_ATTR_MAX_REGIONS |
+			     MRC_ATTR_MERGE | MRC_ATTR_MEMLOCK |
+			     MRC_ATTR_CHECK_PFN | MRC_ATTR_MONITOR,
+		.merge = MRC_MERGE_NONE,
+		.monitor = MRC_MONITOR_MANUAL,
+	};
+	int ret = mrc_cache_create(&provider, &attr, &c->mrc);
+
+	if (ret)
+		fprintf(stderr, "mrc_cache_create: %s (%d)\n", mrc_last_error(), ret);
+	return ret;
+}
+
+static int create_ucx(struct caches *c)
+{
+	/*
+	 * ucm_events = 0 registers a handler for no event, so UCM installs
+	 * no mmap/munmap hooks; ucm_event_priority is then unused. No bound
+	 * on regions or bytes, and no PFN check (UCX's default is off too).
+	 */
+	ucs_rcache_params_t params = {
+		.region_struct_size = sizeof(ucs_rcache_region_t),
+		.alignment = page_size,
+		.max_alignment = page_size,
+		.ucm_events = 0,
+		.ucm_event_priority = 0,
+		.ops = &null_ucx_ops,
+		.context = c,
+		.flags = UCS_RCACHE_FLAG_NO_PFN_CHECK,
+		.max_regions = ULONG_MAX,
+		.max_size = SIZE_MAX,
+		.max_unreleased = SIZE_MAX,
+	};
+	ucs_status_t st = ucs_rcache_create(&params, "hit_bench", NULL, &c->ucx);
+
+	if (st != UCS_OK) {
+		fprintf(stderr, "ucs_rcache_create: %s\n", ucs_status_string(st));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Get and put every region once, checking each answer. */
+static int populate_mrc(struct caches *c, unsigned long count)
+{
+	for (unsigned long i = 0; i < count; i++) {
+		struct mrc_region *r;
+		int ret = mrc_get(c->mrc, region_addr(i), page_size, BENCH_ACCESS, &r);
+
+		if (ret || mrc_region_addr(r) != region_addr(i) ||
+		    mrc_region_length(r) != page_size) {
+			fprintf(stderr, "mrcache populate %lu: %s\n", i,
+				ret ? mrc_last_error() : "wrong region");
+			return -EIO;
+		}
+		mrc_put(c->mrc, r);
+	}
+	return 0;
+}
+
+static int populate_ucx(struct caches *c, unsigned long count)
+{
+	for (unsigned long i = 0; i < count; i++) {
+		ucs_rcache_region_t *r;
+		ucs_status_t st = ucs_rcache_get(c->ucx, region_addr(i), page_size,
+						 UCX_PROT, NULL, &r);
+
+		if (st != UCS_OK ||
+		    r->super.start != (uintptr_t)region_addr(i) ||
+		    r->super.end != (uintptr_t)region_addr(i) + page_size) {
+			fprintf(stderr, "ucx populate %lu: %s\n", i,
+				st != UCS_OK ? ucs_status_string(st) : "wrong region");
+			return -EIO;
+		}
+		ucs_rcache_region_put(c->ucx, r);
+	}
+	return 0;
+}
+
+static void destroy_caches(struct caches *c)
+{
+	if (c->mrc)
+		mrc_cache_destroy(c->mrc);
+	if (c->ucx)
+		ucs_rcache_destroy(c->ucx);
+	c->mrc = NULL;
+	c->ucx = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Timed loops                                                         */
+/* ------------------------------------------------------------------ */
+
+static inline uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+/* xorshift64: a few cycles, and the same sequence for both caches. */
+static inline uint64_t next_random(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* A uniform index below count without a division (Lemire's reduction). */
+static inline unsigned long pick(uint64_t *x, unsigned long count)
+{
+	return (unsigned long)(((next_random(x) >> 32) * count) >> 32);
+}
+
+static uint64_t thread_seed(int thread)
+{
+	return 0x9e3779b97f4a7c15ull * (uint64_t)(thread + 1);
+}
+
+enum which { MRCACHE, UCX };
+
+struct run {
+	struct caches *caches;
+	enum which which;
+	unsigned long regions;
+	unsigned long ops;		/* per thread */
+	double cpu_share;		/* of the last run_threads() */
+	double cpu_ns;			/* CPU ns per op per thread, same run */
+	pthread_barrier_t start;
+};
+
+struct worker {
+	struct run *run;
+	int index;
+	pthread_t tid;
+	uint64_t t0, t1;	/* wall clock */
+	uint64_t c0, c1;	/* this thread's CPU time */
+	int error;
+};
+
+static int loop_mrc(struct worker *w)
+{
+	struct mrc_cache *cache = w->run->caches->mrc;
+	unsigned long regions = w->run->regions, ops = w->run->ops;
+	uint64_t x = thread_seed(w->index);
+
+	for (unsigned long i = 0; i < ops; i++) {
+		struct mrc_region *r;
+
+		if (unlikely(mrc_get(cache, region_addr(pick(&x, regions)),
+				     page_size, BENCH_ACCESS, &r)))
+			return -EIO;
+		mrc_put(cache, r);
+	}
+	return 0;
+}
+
+static int loop_ucx(struct worker *w)
+{
+	ucs_rcache_t *cache = w->run->caches->ucx;
+	unsigned long regions = w->run->regions, ops = w->run->ops;
+	uint64_t x = thread_seed(w->index);
+
+	for (unsigned long i = 0; i < ops; i++) {
+		ucs_rcache_region_t *r;
+
+		if (unlikely(ucs_rcache_get(cache, region_addr(pick(&x, regions)),
+					    page_size, UCX_PROT, NULL, &r) != UCS_OK))
+			return -EIO;
+		ucs_rcache_region_put(cache, r);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Threads                                                             */
+/* ------------------------------------------------------------------ */
+
+static hwloc_topology_t topology;
+static int ncores;
+
+static int init_topology(void)
+{
+	if (hwloc_topology_init(&topology) || hwloc_topology_load(topology)) {
+		fprintf(stderr, "hwloc: cannot load the topology\n");
+		return -EIO;
+	}
+	ncores = hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_CORE);
+	if (ncores < 1)
+		ncores = 1;
+	return 0;
+}
+
+/* One hardware thread of core (index mod cores): siblings would share a core. */
+static void pin_to_core(int index)
+{
+	hwloc_obj_t core = hwloc_get_obj_by_type(topology, HWLOC_OBJ_CORE,
+						 (unsigned int)(index % ncores));
+	hwloc_bitmap_t set;
+
+	if (!core)
+		return;
+	set = hwloc_bitmap_dup(core->cpuset);
+	hwloc_bitmap_singlify(set);
+	if (hwloc_set_cpubind(topology, set, HWLOC_CPUBIND_THREAD))
+		fprintf(stderr, "warning: cannot pin thread %d: %s\n", index,
+			strerror(errno));
+	hwloc_bitmap_free(set);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	pin_to_core(w->index);
+	pthread_barrier_wait(&w->run->start);
+	w->c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	w->t0 = now_ns();
+	w->error = w->run->which == MRCACHE ? loop_mrc(w) : loop_ucx(w);
+	w->t1 = now_ns();
+	w->c1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	return NULL;
+}
+
+/*
+ * Wall time from the first thread's start to the last thread's end, or 0.
+ * run->cpu_share: the threads' CPU time over their wall time; below 1 the
+ * machine ran something else on our cores, and the figures are inflated.
+ */
+static uint64_t run_threads(struct run *run, int nthreads)
+{
+	struct worker w[MAX_THREADS];
+	uint64_t first = UINT64_MAX, last = 0, cpu = 0, wall = 0;
+	int failed = 0;
+
+	pthread_barrier_init(&run->start, NULL, (unsigned int)nthreads);
+	for (int i = 0; i < nthreads; i++) {
+		w[i] = (struct worker){ .run = run, .index = i };
+		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i])) {
+			fprintf(stderr, "pthread_create failed\n");
+			exit(1);	/* the barrier would wait forever */
+		}
+	}
+	for (int i = 0; i < nthreads; i++) {
+		pthread_join(w[i].tid, NULL);
+		failed |= w[i].error;
+		cpu += w[i].c1 - w[i].c0;
+		wall += w[i].t1 - w[i].t0;
+		first = w[i].t0 < first ? w[i].t0 : first;
+		last = w[i].t1 > last ? w[i].t1 : last;
+	}
+	pthread_barrier_destroy(&run->start);
+	run->cpu_share = wall ? (double)cpu / (double)wall : 0;
+	run->cpu_ns = (double)cpu / nthreads / (double)run->ops;
+	if (failed) {
+		fprintf(stderr, "%s: a hit failed during the timed loop\n",
+			run->which == MRCACHE ? "mrcache" : "ucx");
+		return 0;
+	}
+	return last > first ? last - first : 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* One configuration: N regions, T threads                             */
+/* ------------------------------------------------------------------ */
+
+struct sample {
+	double ns[MAX_REPS];	/* wall ns per operation in each thread */
+	double mops[MAX_REPS];	/* aggregate operations per microsecond */
+	double cpu[MAX_REPS];	/* CPU time / wall time of the threads */
+	double cpu_ns[MAX_REPS];	/* CPU ns per operation in each thread */
+	unsigned long ops;
+};
+
+struct result {
+	unsigned long regions;
+	int threads;
+	double ns[2], mops[2], cpu[2], cpu_ns[2];
+	unsigned long ops[2];
+};
+
+/* Operations per thread that make one repetition last about @seconds. */
+static unsigned long calibrate(struct run *run, int nthreads, double seconds)
+{
+	double ns_per_op = 0;
+
+	run->ops = 1ul << 14;
+	for (int i = 0; i < 2; i++) {	/* the first pass only warms up */
+		uint64_t wall = run_threads(run, nthreads);
+
+		if (!wall)
+			return 0;
+		ns_per_op = (double)wall / (double)run->ops;
+	}
+	if (ns_per_op < 1)
+		ns_per_op = 1;
+	return (unsigned long)(seconds * 1e9 / ns_per_op) + 1;
+}
+
+static int time_one_rep(struct run *run, int nthreads, struct sample *s,
+			int rep)
+{
+	uint64_t wall;
+
+	run->ops = s->ops;
+	wall = run_threads(run, nthreads);
+	if (!wall)
+		return -EIO;
+	s->ns[rep] = (double)wall / (double)run->ops;
+	s->mops[rep] = (double)run->ops * nthreads * 1e3 / (double)wall;
+	s->cpu[rep] = run->cpu_share;
+	s->cpu_ns[rep] = run->cpu_ns;
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Repetitions alternate between the caches so drift hits both alike. */
+static int measure(struct caches *c, unsigned long regions, int nthreads,
+		   const struct options *o, struct result *res)
+{
+	struct run run[2] = {
+		{ .caches = c, .which = MRCACHE, .regions = regions },
+		{ .caches = c, .which = UCX, .regions = regions },
+	};
+	struct sample s[2];
+
+	for (int k = 0; k < 2; k++) {
+		s[k].ops = calibrate(&run[k], nthreads, o->rep_seconds);
+		if (!s[k].ops)
+			return -EIO;
+	}
+	for (int rep = 0; rep < o->reps; rep++)
+		for (int k = 0; k < 2; k++)
+			if (time_one_rep(&run[k], nthreads, &s[k], rep))
+				return -EIO;
+	*res = (struct result){ .regions = regions, .threads = nthreads };
+	for (int k = 0; k < 2; k++) {
+		res->ns[k] = median(s[k].ns, o->reps);
+		res->mops[k] = median(s[k].mops, o->reps);
+		res->cpu[k] = median(s[k].cpu, o->reps);
+		res->cpu_ns[k] = median(s[k].cpu_ns, o->reps);
+		res->ops[k] = s[k].ops;
+	}
+	return 0;
+}
+
+/* The 1-minute load average: other work on a 2-core box skews 2 threads. */
+static double load_average(void)
+{
+	double load = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fscanf(f, "%lf", &load) != 1)
+			load = -1;
+		fclose(f);
+	}
+	return load;
+}
+
+static const char *verdict(bool met)
+{
+	return met ? "met" : "NOT met";
+}
+
+static void print_result(const struct result *r, const struct options *o)
+{
+	double ratio = r->ns[MRCACHE] / r->ns[UCX];
+	double target = r->threads == 1 ? 0.5 : 0.25;
+
+	printf("{\"bench\":\"hit\",\"regions\":%lu,\"threads\":%d,"
+	       "\"mrcache_ns\":%.2f,\"ucx_ns\":%.2f,\"ratio\":%.3f,"
+	       "\"mrcache_mops\":%.2f,\"ucx_mops\":%.2f,\"target_ratio\":%.2f,"
+	       "\"reps\":%d,\"mrcache_ops_per_thread\":%lu,\"ucx_ops_per_thread\":%lu,"
+	       "\"mrcache_cpu_share\":%.2f,\"ucx_cpu_share\":%.2f,"
+	       "\"mrcache_cpu_ns\":%.2f,\"ucx_cpu_ns\":%.2f,\"load1\":%.2f}\n",
+	       r->regions, r->threads, r->ns[MRCACHE], r->ns[UCX], ratio,
+	       r->mops[MRCACHE], r->mops[UCX], target, o->reps,
+	       r->ops[MRCACHE], r->ops[UCX], r->cpu[MRCACHE], r->cpu[UCX],
+	       r->cpu_ns[MRCACHE], r->cpu_ns[UCX], load_average());
+	if (o->json_only)
+		return;
+	printf("# hit regions=%lu threads=%d: mrcache %.1f ns, ucx %.1f ns per op in each thread; "
+	       "ratio %.2f (target <= %.2f: %s",
+	       r->regions, r->threads, r->ns[MRCACHE], r->ns[UCX], ratio,
+	       target, verdict(ratio <= target));
+	if (r->threads == 1)
+		printf("; stretch <= 0.25: %s", verdict(ratio <= 0.25));
+	printf("); aggregate %.1f vs %.1f Mops/s\n", r->mops[MRCACHE], r->mops[UCX]);
+	if (r->cpu[MRCACHE] < 0.95 || r->cpu[UCX] < 0.95)
+		printf("#   warning: the threads got only %.0f%% / %.0f%% of their wall time on a CPU; "
+		       "other load inflated these figures (CPU time per op: %.1f / %.1f ns)\n",
+		       100 * r->cpu[MRCACHE], 100 * r->cpu[UCX],
+		       r->cpu_ns[MRCACHE], r->cpu_ns[UCX]);
+}
+
+/* Any registration after populating means a timed operation missed. */
+static int check_no_misses(const struct caches *c, unsigned long regions)
+{
+	if (c->mrc_regs == regions && c->ucx_regs == regions)
+		return 0;
+	fprintf(stderr, "registrations after timing: mrcache %lu, ucx %lu, expected %lu\n",
+		c->mrc_regs, c->ucx_regs, regions);
+	return -EIO;
+}
+
+static int bench_regions(unsigned long regions, const struct options *o,
+			 struct result *results, int *nresults)
+{
+	struct caches c = { 0 };
+	int ret;
+
+	ret = create_mrc(&c);
+	if (!ret)
+		ret = create_ucx(&c);
+	if (!ret)
+		ret = populate_mrc(&c, regions);
+	if (!ret)
+		ret = populate_ucx(&c, regions);
+	for (int t = 0; !ret && t < o->nthreads; t++) {
+		struct result *r = &results[(*nresults)++];
+
+		ret = measure(&c, regions, (int)o->threads[t], o, r);
+		if (!ret)
+			print_result(r, o);
+		fflush(stdout);
+	}
+	if (!ret)
+		ret = check_no_misses(&c, regions);
+	destroy_caches(&c);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Scaling and memory                                                  */
+/* ------------------------------------------------------------------ */
+
+static const struct result *find_result(const struct result *rs, int n,
+					unsigned long regions, int threads)
+{
+	for (int i = 0; i < n; i++)
+		if (rs[i].regions == regions && rs[i].threads == threads)
+			return &rs[i];
+	return NULL;
+}
+
+static void print_scaling(const struct result *rs, int n,
+			  const struct options *o)
+{
+	for (int i = 0; i < o->nregions; i++) {
+		const struct result *one = find_result(rs, n, o->regions[i], 1);
+		const struct result *two = find_result(rs, n, o->regions[i], 2);
+		double mx, ux;
+
+		if (!one || !two)
+			continue;
+		mx = two->mops[MRCACHE] / one->mops[MRCACHE];
+		ux = two->mops[UCX] / one->mops[UCX];
+		printf("{\"bench\":\"scaling\",\"regions\":%lu,\"mrcache_x\":%.2f,"
+		       "\"ucx_x\":%.2f,\"target\":1.6}\n", o->regions[i], mx, ux);
+		if (!o->json_only)
+			printf("# scaling regions=%lu: 2-thread aggregate / 1-thread rate: "
+			       "mrcache %.2fx (target >= 1.6: %s), ucx %.2fx\n",
+			       o->regions[i], mx, verdict(mx >= 1.6), ux);
+	}
+}
+
+struct footprint {
+	double heap;	/* bytes malloc has handed out */
+	double rss;	/* resident bytes, which also sees private mmaps */
+};
+
+static struct footprint footprint_now(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	struct footprint f = { .heap = (double)(mi.uordblks + mi.hblkhd) };
+	unsigned long size = 0, resident = 0;
+	FILE *statm = fopen("/proc/self/statm", "r");
+
+	if (statm) {
+		if (fscanf(statm, "%lu %lu", &size, &resident) != 2)
+			resident = 0;
+		fclose(statm);
+	}
+	f.rss = (double)resident * (double)page_size;
+	return f;
+}
+
+struct memory_result {
+	double rss[2];		/* resident growth per region */
+	double heap[2];		/* malloc'd growth per region */
+};
+
+/*
+ * Bytes per region: the footprint growth while MEMORY_REGIONS regions are
+ * added, over their count. The null providers own nothing, so all of it is
+ * the cache's. Run before anything else so freed memory that malloc keeps
+ * resident cannot hide growth; the mrcache cache stays alive while UCX is
+ * measured for the same reason.
+ */
+static int measure_memory(struct memory_result *m)
+{
+	struct footprint before, middle, after;
+	struct caches c = { 0 };
+	double n = MEMORY_REGIONS;
+	int ret;
+
+	ret = create_mrc(&c);
+	if (!ret)
+		ret = create_ucx(&c);
+	if (ret)
+		goto out;
+	before = footprint_now();
+	ret = populate_mrc(&c, MEMORY_REGIONS);
+	middle = footprint_now();
+	if (!ret)
+		ret = populate_ucx(&c, MEMORY_REGIONS);
+	after = footprint_now();
+	m->rss[MRCACHE] = (middle.rss - before.rss) / n;
+	m->rss[UCX] = (after.rss - middle.rss) / n;
+	m->heap[MRCACHE] = (middle.heap - before.heap) / n;
+	m->heap[UCX] = (after.heap - middle.heap) / n;
+out:
+	destroy_caches(&c);
+	return ret;
+}
+
+static void print_memory(const struct memory_result *m, const struct options *o)
+{
+	printf("{\"bench\":\"memory\",\"regions\":%d,\"mrcache_bytes\":%.1f,"
+	       "\"ucx_bytes\":%.1f,\"mrcache_heap_bytes\":%.1f,\"ucx_heap_bytes\":%.1f,"
+	       "\"target\":128}\n", MEMORY_REGIONS, m->rss[MRCACHE], m->rss[UCX],
+	       m->heap[MRCACHE], m->heap[UCX]);
+	if (o->json_only)
+		return;
+	printf("# memory per cached region (resident growth over %d regions): "
+	       "mrcache %.1f B (target <= 128: %s), ucx %.1f B; "
+	       "malloc'd only: mrcache %.1f B, ucx %.1f B\n",
+	       MEMORY_REGIONS, m->rss[MRCACHE], verdict(m->rss[MRCACHE] <= 128),
+	       m->rss[UCX], m->heap[MRCACHE], m->heap[UCX]);
+}
+
+int main(int argc, char **argv)
+{
+	struct result results[MAX_LIST * MAX_LIST];
+	struct memory_result memory = { 0 };
+	struct options o;
+	unsigned long most = MEMORY_REGIONS;
+	int nresults = 0;
+
+	if (parse_options(argc, argv, &o))
+		return 2;
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	for (int i = 0; i < o.nregions; i++)
+		most = o.regions[i] > most ? o.regions[i] : most;
+	if (init_topology() || map_arena(most))
+		return 1;
+	if (!o.json_only)
+		printf("# hit_bench: %d cores, %d reps of ~%.2f s per cache and configuration\n",
+		       ncores, o.reps, o.rep_seconds);
+	/* Memory first, while the heap holds nothing freed; printed last. */
+	if (measure_memory(&memory))
+		return 1;
+	for (int i = 0; i < o.nregions; i++)
+		if (bench_regions(o.regions[i], &o, results, &nresults))
+			return 1;
+	print_scaling(results, nresults, &o);
+	print_memory(&memory, &o);
+	hwloc_topology_destroy(topology);
+	return 0;
+}
