@@ -120,6 +120,10 @@ write_env() {
 		fi
 	done
 	echo 'export HOME=/tmp MRCACHE_IN_VM=1'
+	# The command runs as root: give it root's tools even if the caller's
+	# PATH lacks them (modprobe, rdma, ...).
+	# shellcheck disable=SC2016  # expanded in the guest
+	echo 'case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin:/sbin ;; esac'
 }
 
 write_job() {
@@ -217,14 +221,42 @@ command_status() {
 	echo "$status"
 }
 
+# The serial console, made readable: no CRs, no terminal control sequences,
+# no firmware banner (SeaBIOS prints one when qboot is missing).
+relay_console() {
+	sed -u -e 's/\r$//' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' \
+		-e '/^SeaBIOS (version/d' -e '/^Booting from ROM/d' | tee "$1"
+}
+
+# shellcheck disable=SC2317  # called from a trap
+stop_vm() {
+	local job=$1 relay=$2
+
+	if [[ -s $job/qemu.pid ]]; then
+		kill "$(<"$job/qemu.pid")" 2>/dev/null || true
+	fi
+	wait "$relay" 2>/dev/null || true
+	vm_log "interrupted; VM stopped"
+}
+
 boot_and_run() {
-	local job=$1 kernel=$2 initrd=$3 qemu_status=0 status problems
+	local job=$1 kernel=$2 initrd=$3 qemu_status=0 status problems relay
 	local -a args
 
 	mapfile -t args < <(qemu_args "$job" "$kernel" "$initrd")
-	timeout -k 10 "$opt_timeout" qemu-system-x86_64 "${args[@]}" </dev/null |
-		sed -u -e 's/\r$//' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' \
-			-e '/^SeaBIOS (version/d' -e '/^Booting from ROM/d' | tee "$job/console" || qemu_status=${PIPESTATUS[0]}
+	# In the background so that a signal to run.sh is handled at once (bash
+	# runs traps only between commands) and stops the VM with it.
+	{
+		timeout --foreground -k 10 "$opt_timeout" qemu-system-x86_64 \
+			"${args[@]}" -pidfile "$job/qemu.pid" </dev/null || qemu_status=$?
+		echo "$qemu_status" >"$job/qemu-status"
+	} | relay_console "$job/console" &
+	relay=$!
+	trap 'stop_vm "$job" "$relay"; exit 130' INT
+	trap 'stop_vm "$job" "$relay"; exit 143' TERM HUP
+	wait "$relay" || true
+	trap - INT TERM HUP
+	qemu_status=$(<"$job/qemu-status")
 	if ((qemu_status == 124 || qemu_status == 137)); then
 		vm_die "timed out after ${opt_timeout}s (--timeout); VM killed"
 	fi
