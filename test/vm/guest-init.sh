@@ -82,7 +82,8 @@ mount_outdir() {
 setup_rxe() {
 	modprobe -a crc32_generic rdma_rxe ib_uverbs
 	rdma link add rxe0 type rxe netdev lo
-	ibv_devices | grep -qw rxe0 || {
+	# grep without -q: an early exit would fail ibv_devices under pipefail.
+	ibv_devices | grep -w rxe0 >/dev/null || {
 		say "ibv_devices does not list rxe0"
 		return 1
 	}

@@ -66,6 +66,8 @@ parse_args() {
 			;;
 		--env)
 			(($# >= 2)) || vm_die "--env needs NAME or NAME=VALUE"
+			[[ ${2%%=*} =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] ||
+				vm_die "--env: '${2%%=*}' is not a variable name"
 			opt_env+=("$2")
 			shift
 			;;
