@@ -14,7 +14,9 @@
  * Needs /dev/mrcache (exit 77 without).  Usage: kmod_bench [iterations]
  * Build: make -C test/kmod kmod_bench (needs include/mrcache_abi.h).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -9,7 +9,9 @@
 #ifndef MRC_TEST_H
 #define MRC_TEST_H
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>

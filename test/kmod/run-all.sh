@@ -12,6 +12,9 @@ set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
+# Test programs: built here by test/kmod/Makefile, or by the top-level
+# build (make check), which points MRCACHE_KMOD_BINDIR at its own folder.
+bindir=${MRCACHE_KMOD_BINDIR:-$here}
 
 # Order matters a little: t_exit and t_reload compare global module
 # counters, t_pressure puts the guest under memory pressure; run those last.
@@ -23,12 +26,12 @@ run_here() {
 	local pass=0 fail=0 skip=0 t rc start
 	cd "$here" || exit 1
 	for t in "${TESTS[@]}"; do
-		[[ -x $here/$t || -x $here/$t.sh ]] || continue
+		[[ -x $bindir/$t || -x $here/$t.sh ]] || continue
 		start=$SECONDS
 		if [[ -x $here/$t.sh ]]; then
 			timeout "${MRCACHE_TEST_TIMEOUT:-60}" "$here/$t.sh"
 		else
-			timeout "${MRCACHE_TEST_TIMEOUT:-60}" "$here/$t"
+			timeout "${MRCACHE_TEST_TIMEOUT:-60}" "$bindir/$t"
 		fi
 		rc=$?
 		case $rc in

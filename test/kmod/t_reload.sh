@@ -10,6 +10,7 @@
 # the checks are the counters, meminfo and rmmod's refcount check.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+bindir=${MRCACHE_KMOD_BINDIR:-$here}
 stats=/sys/class/misc/mrcache/stats
 
 [[ -d $stats ]] || { echo "t_reload: SKIP: module not loaded"; exit 77; }
@@ -25,8 +26,8 @@ fail() { echo "t_reload: FAIL: $*"; exit 1; }
 echo 3 > /proc/sys/vm/drop_caches
 before=$(meminfo_kb)
 for _ in $(seq 10); do
-	"$here/t_many" >/dev/null 2>&1 || fail "t_many failed"
-	"$here/t_overflow" >/dev/null 2>&1 || fail "t_overflow failed"
+	"$bindir/t_many" >/dev/null 2>&1 || fail "t_many failed"
+	"$bindir/t_overflow" >/dev/null 2>&1 || fail "t_overflow failed"
 done
 echo 3 > /proc/sys/vm/drop_caches
 after=$(meminfo_kb)
@@ -45,7 +46,7 @@ rmmod mrcache || fail "rmmod"
 insmod "$MRCACHE_KO" max_watches=1024 || fail "insmod again"
 [[ $(cat /sys/module/mrcache/parameters/max_watches) == 1024 ]] ||
 	fail "module parameter not applied"
-"$here/t_munmap" || fail "t_munmap after reload"
+"$bindir/t_munmap" || fail "t_munmap after reload"
 rmmod mrcache || fail "second rmmod"
 insmod "$MRCACHE_KO" max_ring_entries=100 2>/dev/null &&
 	fail "insmod accepted max_ring_entries=100"
