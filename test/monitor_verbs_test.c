@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The kernel monitor with real verbs: mrc_cache_create_verbs() caches
+ * ibv_reg_mr registrations, /dev/mrcache reports changes to the memory
+ * under them, and RDMA WRITEs through the cached rkeys (test/rdma_pair.c)
+ * show where the bytes really land.
+ *
+ *  - munmap+mmap, brk, mremap and madvise behind the cache's back: with the
+ *    kernel monitor the next get registers the new pages and a WRITE lands
+ *    in the memory the application sees; with the manual monitor the same
+ *    sequence hands out the stale registration and the WRITE lands in the
+ *    old pages (the bug the monitor exists for).
+ *  - migration (move_pages, mbind): pinned idle registrations block it; the
+ *    kernel monitor drops them so a retry succeeds, the manual one never.
+ *  - memory pressure: the module's shrinker makes the cache unpin idle
+ *    registrations, so a memory hog can swap them out and succeed.
+ *  - a ring overflow drops every region, including one whose event was lost.
+ *  - fork and exit.
+ *
+ * Needs /dev/mrcache and an RDMA device (test/monitor_verbs.sh runs it in
+ * the VM with the module, rxe and two NUMA nodes); exits 77 without them.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <numa.h>
+#include <numaif.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+
+#include "mrcache.h"
+#include "mrcache_abi.h"
+#include "rdma_pair.h"
+
+#define ACCESS (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | \
+		IBV_ACCESS_REMOTE_READ)
+#define NPAGES 4			/* the application buffer of most tests */
+#define SRC_PAGES 16
+#define STATS_DIR "/sys/class/misc/mrcache/stats/"
+
+static struct rdma_pair pair;
+static struct mrc_cache *cache;
+static size_t page;
+/* The source of every WRITE, registered outside the cache. */
+static unsigned char *src;
+static struct ibv_mr *src_mr;
+
+/* ------------------------------------------------------------------------
+ * Fixture and small helpers
+ */
+
+static void make_cache(uint32_t monitor, uint32_t progress_thread)
+{
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_MONITOR | MRC_ATTR_PROGRESS_THREAD,
+		.monitor = monitor,
+		.progress_thread = progress_thread,
+	};
+	int ret;
+
+	if (cache)
+		ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	cache = NULL;
+	ret = mrc_cache_create_verbs(pair.pd, ACCESS, &attr, &cache);
+	ck_assert_msg(ret == 0, "mrc_cache_create_verbs: %s", mrc_last_error());
+}
+
+static void setup(void)
+{
+	int ret;
+
+	page = (size_t)sysconf(_SC_PAGESIZE);
+	ret = rdma_pair_open(&pair);
+	ck_assert_msg(ret == 0, "rdma_pair_open: %s", rdma_pair_error(&pair));
+	src = mmap(NULL, SRC_PAGES * page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(src, MAP_FAILED);
+	src_mr = ibv_reg_mr(pair.pd, src, SRC_PAGES * page, IBV_ACCESS_LOCAL_WRITE);
+	ck_assert_msg(src_mr, "ibv_reg_mr(source): %s", strerror(errno));
+	make_cache(MRC_MONITOR_KMOD, 0);
+}
+
+static void teardown(void)
+{
+	if (cache)
+		ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	cache = NULL;
+	ibv_dereg_mr(src_mr);
+	munmap(src, SRC_PAGES * page);
+	rdma_pair_close(&pair);
+}
+
+static struct mrc_stats stats(void)
+{
+	struct mrc_stats s;
+
+	ck_assert_int_eq(mrc_cache_stats(cache, &s), 0);
+	return s;
+}
+
+static struct mrc_region *get_ok(const void *addr, size_t len)
+{
+	struct mrc_region *r = NULL;
+	int ret = mrc_get(cache, addr, len, 0, &r);
+
+	ck_assert_msg(ret == 0, "mrc_get(%p, %zu) = %d: %s", addr, len, ret,
+		      mrc_last_error());
+	return r;
+}
+
+static void put_ok(struct mrc_region *r)
+{
+	ck_assert_int_eq(mrc_put(cache, r), 0);
+}
+
+static unsigned char *map_anon(void *hint, size_t len, int fixed)
+{
+	unsigned char *p = mmap(hint, len, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS |
+				(fixed ? MAP_FIXED : 0), -1, 0);
+
+	ck_assert_ptr_ne(p, MAP_FAILED);
+	return p;
+}
+
+static void fill_pattern(unsigned char *p, size_t len, unsigned int seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (unsigned char)(seed * 29 + i * 13 + (i >> 11) + 1);
+}
+
+static size_t count_bytes(const unsigned char *p, size_t len, unsigned char v)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		n += p[i] == v;
+	return n;
+}
+
+/*
+ * RDMA WRITE @len bytes of a fresh pattern to @dst through the rkey of @r;
+ * the pattern is left in src for comparisons.
+ */
+static void write_through(const struct mrc_region *r, void *dst, size_t len,
+			  unsigned int seed)
+{
+	int ret;
+
+	ck_assert_uint_le(len, SRC_PAGES * page);
+	fill_pattern(src, len, seed);
+	ret = rdma_pair_write(&pair, src, len, src_mr->lkey, (uintptr_t)dst,
+			      mrc_region_rkey(r));
+	ck_assert_msg(ret == 0, "RDMA WRITE of %zu B to %p: %s", len, dst,
+		      rdma_pair_error(&pair));
+}
+
+static long module_stat(const char *name)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), STATS_DIR "%s", name);
+	f = fopen(path, "r");
+	ck_assert_msg(f, "%s: %s", path, strerror(errno));
+	ck_assert_int_eq(fscanf(f, "%ld", &v), 1);
+	fclose(f);
+	return v;
+}
+
+static const char *reason_name(unsigned int reason)
+{
+	static const char *const names[] = {
+		[MRC_REASON_UNMAP] = "UNMAP", [MRC_REASON_CLEAR] = "CLEAR",
+		[MRC_REASON_RELEASE] = "RELEASE", [MRC_REASON_MIGRATE] = "MIGRATE",
+		[MRC_REASON_UNKNOWN] = "UNKNOWN", [MRC_REASON_PRESSURE] = "PRESSURE",
+	};
+
+	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])
+		return names[reason];
+	return "?";
+}
+
+/*
+ * What the module says about the library's watch of [addr, +len): the
+ * test looks at the library's /dev/mrcache file through the ABI (QUERY
+ * needs no cooperation from the library). Returns 0 when found.
+ */
+static int query_one_file(int fd, uintptr_t addr, size_t len,
+			  struct mrc_query *out)
+{
+	for (uint32_t id = 0;; id++) {
+		struct mrc_query q = { .id = id };
+
+		if (ioctl(fd, MRC_IOC_QUERY, &q)) {
+			if (errno == ENOENT)
+				continue;
+			return -1;	/* EINVAL past the last slot, EPERM ... */
+		}
+		if (q.start == addr && q.length == len) {
+			*out = q;
+			return 0;
+		}
+	}
+}
+
+static int query_watch(const void *addr, size_t len, struct mrc_query *out)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	char target[64];
+	int found = -1;
+
+	ck_assert_ptr_nonnull(d);
+	while (found && (e = readdir(d))) {
+		ssize_t n;
+
+		n = readlinkat(dirfd(d), e->d_name, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		if (strcmp(target, MRC_DEVICE_PATH))
+			continue;
+		found = query_one_file(atoi(e->d_name), (uintptr_t)addr, len, out);
+	}
+	closedir(d);
+	return found;
+}
+
+/* The library's watch of the range was invalidated, for @reason. */
+static void assert_watch_fired(const void *addr, size_t len,
+			       unsigned int reason, const char *what)
+{
+	struct mrc_query q;
+
+	ck_assert_msg(query_watch(addr, len, &q) == 0,
+		      "%s: the library has no watch of %p+%zu", what, addr, len);
+	ck_assert_msg(q.state == MRC_STATE_INVALID && q.last_reason == reason,
+		      "%s: watch state %u reason %s, expected INVALID/%s", what,
+		      q.state, reason_name(q.last_reason), reason_name(reason));
+	fprintf(stderr, "%s: module: watch %u INVALID, reason %s\n", what, q.id,
+		reason_name(q.last_reason));
+}
+
+/* ------------------------------------------------------------------------
+ * 1. Changes behind the cache's back
+ *
+ * A scenario maps a buffer of NPAGES pages filled with 0x11, and later
+ * changes the memory at those addresses so that the application now sees
+ * 0x22 in [changed_off, changed_off + changed_len) (the rest keeps its
+ * pages). @alias, when set, is a second mapping of the original pages.
+ */
+struct buffer {
+	unsigned char *p;
+	unsigned char *alias;
+	size_t len;
+	size_t changed_off, changed_len;
+	int memfd;
+	unsigned char *brk_top;		/* brk scenario: the break to restore */
+};
+
+struct scenario {
+	const char *name;
+	unsigned int reason;		/* the module's reason for the change */
+	void (*prepare)(struct buffer *b);
+	void (*change)(struct buffer *b);
+	void (*release)(struct buffer *b);
+};
+
+static void prepare_anon(struct buffer *b)
+{
+	b->p = map_anon(NULL, b->len, 0);
+}
+
+static void release_anon(struct buffer *b)
+{
+	munmap(b->p, b->len);
+}
+
+/* munmap + mmap: the old pages are a memfd so the test can still see them. */
+static void prepare_memfd(struct buffer *b)
+{
+	b->memfd = memfd_create("mrcache-old-pages", 0);
+	ck_assert_int_ge(b->memfd, 0);
+	ck_assert_int_eq(ftruncate(b->memfd, (off_t)b->len), 0);
+	b->p = mmap(NULL, b->len, PROT_READ | PROT_WRITE, MAP_SHARED, b->memfd, 0);
+	b->alias = mmap(NULL, b->len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			b->memfd, 0);
+	ck_assert_ptr_ne(b->p, MAP_FAILED);
+	ck_assert_ptr_ne(b->alias, MAP_FAILED);
+}
+
+static void change_munmap_mmap(struct buffer *b)
+{
+	ck_assert_int_eq(munmap(b->p, b->len), 0);
+	ck_assert_ptr_eq(map_anon(b->p, b->len, 1), b->p);
+}
+
+static void release_memfd(struct buffer *b)
+{
+	munmap(b->p, b->len);
+	munmap(b->alias, b->len);
+	close(b->memfd);
+}
+
+/*
+ * The heap: grow the break by the buffer. malloc must not move the break
+ * in between (setup_heap() gives it room), else shrinking it would take
+ * malloc's memory away.
+ */
+static void prepare_brk(struct buffer *b)
+{
+	b->brk_top = sbrk(0);
+	b->p = (unsigned char *)(((uintptr_t)b->brk_top + page - 1) & ~(page - 1));
+	ck_assert_int_eq(brk(b->p + b->len), 0);
+}
+
+static void change_brk(struct buffer *b)
+{
+	ck_assert_msg(sbrk(0) == b->p + b->len,
+		      "something else moved the break: cannot shrink it safely");
+	ck_assert_int_eq(brk(b->p), 0);		/* shrink: pages freed */
+	ck_assert_int_eq(brk(b->p + b->len), 0);	/* grow: new pages */
+}
+
+static void release_brk(struct buffer *b)
+{
+	ck_assert_int_eq(brk(b->brk_top), 0);
+}
+
+static void change_mremap_move(struct buffer *b)
+{
+	unsigned char *other = map_anon(NULL, b->len, 0);
+
+	memset(other, 0x22, b->len);
+	ck_assert_ptr_eq(mremap(other, b->len, b->len,
+				MREMAP_MAYMOVE | MREMAP_FIXED, b->p), b->p);
+}
+
+/* Shrink to half, then grow back in place: the second half is new. */
+static void change_mremap_shrink(struct buffer *b)
+{
+	size_t half = b->len / 2;
+
+	ck_assert_ptr_eq(mremap(b->p, b->len, half, 0), b->p);
+	ck_assert_ptr_eq(mremap(b->p, half, b->len, 0), b->p);
+	b->changed_off = half;
+	b->changed_len = b->len - half;
+}
+
+static void change_madvise(struct buffer *b)
+{
+	ck_assert_int_eq(madvise(b->p, b->len, MADV_DONTNEED), 0);
+}
+
+static const struct scenario scenarios[] = {
+	{ "munmap+mmap", MRC_REASON_UNMAP, prepare_memfd, change_munmap_mmap, release_memfd },
+	{ "brk shrink+grow", MRC_REASON_UNMAP, prepare_brk, change_brk, release_brk },
+	{ "mremap onto", MRC_REASON_UNMAP, prepare_anon, change_mremap_move, release_anon },
+	{ "mremap shrink+grow", MRC_REASON_UNMAP, prepare_anon, change_mremap_shrink, release_anon },
+	{ "madvise(DONTNEED)", MRC_REASON_CLEAR, prepare_anon, change_madvise, release_anon },
+};
+#define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
+
+/* Keep malloc off brk while the brk scenario owns the break. */
+static void setup_heap(void)
+{
+	void *warm;
+
+	mallopt(M_TOP_PAD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 128 << 20);
+	warm = malloc(100 << 10);
+	free(warm);
+}
+
+/* Map, cache an idle registration, and change the memory behind it. */
+static struct mrc_region *cache_then_change(const struct scenario *sc,
+					    struct buffer *b)
+{
+	struct mrc_region *r;
+
+	b->len = NPAGES * page;
+	b->changed_off = 0;
+	b->changed_len = b->len;
+	sc->prepare(b);
+	memset(b->p, 0x11, b->len);
+	r = get_ok(b->p, b->len);
+	put_ok(r);
+	sc->change(b);
+	/* What the application now writes into its buffer. */
+	memset(b->p + b->changed_off, 0x22, b->changed_len);
+	return r;
+}
+
+static void scenario_kmod(const struct scenario *sc)
+{
+	struct buffer b = { .memfd = -1 };
+	struct mrc_region *old, *r;
+	struct mrc_stats before, after;
+
+	old = cache_then_change(sc, &b);
+	before = stats();
+	assert_watch_fired(b.p, b.len, sc->reason, sc->name);
+	r = get_ok(b.p, b.len);		/* drains the event first */
+	after = stats();
+	ck_assert_uint_eq(after.invalidations, before.invalidations + 1);
+	ck_assert_uint_eq(after.reg_calls, before.reg_calls + 1);
+	write_through(r, b.p, b.len, 7);
+	ck_assert_msg(!memcmp(b.p, src, b.len),
+		      "%s: the WRITE did not land in the application's memory", sc->name);
+	if (b.alias)
+		ck_assert_uint_eq(count_bytes(b.alias, b.len, 0x11), b.len);
+	fprintf(stderr, "%s: kmod: %llu invalidation(s), registered again (%p -> %p), %zu B written landed in the new pages\n",
+		sc->name, (unsigned long long)after.invalidations, (void *)old,
+		(void *)r, b.len);
+	put_ok(r);
+	sc->release(&b);
+}
+
+/* The classic bug: without a monitor the stale registration is handed out. */
+static void scenario_manual(const struct scenario *sc)
+{
+	struct buffer b = { .memfd = -1 };
+	struct mrc_region *old, *r;
+	struct mrc_stats before;
+	size_t untouched;
+
+	make_cache(MRC_MONITOR_MANUAL, 0);
+	old = cache_then_change(sc, &b);
+	before = stats();
+	r = get_ok(b.p, b.len);
+	ck_assert_ptr_eq(r, old);
+	ck_assert_uint_eq(stats().reg_calls, before.reg_calls);
+	ck_assert_uint_eq(stats().invalidations, 0);
+	write_through(r, b.p, b.len, 9);
+	untouched = count_bytes(b.p + b.changed_off, b.changed_len, 0x22);
+	ck_assert_msg(untouched == b.changed_len,
+		      "%s: manual monitor: %zu of %zu changed bytes received the WRITE",
+		      sc->name, b.changed_len - untouched, b.changed_len);
+	if (b.alias)
+		ck_assert_msg(!memcmp(b.alias, src, b.len),
+			      "%s: the WRITE did not reach the old pages", sc->name);
+	fprintf(stderr, "%s: manual: stale registration reused, the %zu B WRITE missed the application's %zu changed bytes%s\n",
+		sc->name, b.len, b.changed_len,
+		b.alias ? " and landed in the old pages" : "");
+	put_ok(r);
+	sc->release(&b);
+}
+
+START_TEST(change_with_kmod_monitor)
+{
+	setup_heap();
+	scenario_kmod(&scenarios[_i]);
+}
+END_TEST
+
+START_TEST(change_with_manual_monitor)
+{
+	setup_heap();
+	scenario_manual(&scenarios[_i]);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * 4. fork and exit
+ */
+
+/* In a forked child every call but destroy fails with -EPERM. */
+static int child_after_fork(const void *addr, size_t len)
+{
+	struct mrc_region *r = NULL;
+	int ret = mrc_get(cache, addr, len, 0, &r);
+
+	if (ret != -EPERM) {
+		fprintf(stderr, "fork: child: mrc_get = %d, expected -EPERM\n", ret);
+		return 1;
+	}
+	fprintf(stderr, "fork: child: mrc_get = -EPERM: %s\n", mrc_last_error());
+	ret = mrc_cache_destroy(cache);
+	if (ret) {
+		fprintf(stderr, "fork: child: mrc_cache_destroy = %d\n", ret);
+		return 1;
+	}
+	return 0;
+}
+
+static void wait_child_ok(pid_t pid, const char *what)
+{
+	int status;
+
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "%s: child failed (status %#x, see stderr)", what, status);
+}
+
+START_TEST(fork_child_eperm_parent_keeps_region)
+{
+	size_t len = NPAGES * page;
+	unsigned char *p = map_anon(NULL, len, 0);
+	struct mrc_region *r, *again;
+	struct mrc_stats before;
+	pid_t pid;
+
+	memset(p, 0x11, len);
+	r = get_ok(p, len);
+	put_ok(r);
+	before = stats();
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(child_after_fork(p, len));
+	wait_child_ok(pid, "fork");
+	/* The parent's registration survived the fork and its child. */
+	again = get_ok(p, len);
+	ck_assert_ptr_eq(again, r);
+	ck_assert_uint_eq(stats().reg_calls, before.reg_calls);
+	ck_assert_uint_eq(stats().invalidations, 0);
+	write_through(again, p, len, 3);
+	ck_assert(!memcmp(p, src, len));
+	fprintf(stderr, "fork: parent: same region after fork, no invalidation, WRITE landed\n");
+	put_ok(again);
+	munmap(p, len);
+}
+END_TEST
+
+enum { EXIT_REGIONS = 16 };
+
+/* A process that caches registrations and exits without destroying. */
+static int exiting_child(void)
+{
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_MONITOR | MRC_ATTR_PROGRESS_THREAD,
+		.monitor = MRC_MONITOR_KMOD,
+		.progress_thread = 1,
+	};
+	struct rdma_pair own;
+	struct mrc_cache *c;
+	unsigned char *p;
+	int ret;
+
+	if (rdma_pair_open(&own))
+		return 2;
+	if (mrc_cache_create_verbs(own.pd, ACCESS, &attr, &c))
+		return 3;
+	p = mmap(NULL, 2 * EXIT_REGIONS * page, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 4;
+	for (int i = 0; i < EXIT_REGIONS; i++) {
+		struct mrc_region *r;
+
+		ret = mrc_get(c, p + 2 * i * page, page, 0, &r);
+		if (ret || mrc_put(c, r))
+			return 5;
+	}
+	return 0;	/* exit with the cache, its watches and its MRs */
+}
+
+START_TEST(exit_with_watches_leaves_module_clean)
+{
+	long files = module_stat("files"), watches = module_stat("watches");
+	long pages = module_stat("watched_pages"), ring = module_stat("ring_bytes");
+	long released = module_stat("release_events");
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(exiting_child());
+	wait_child_ok(pid, "exit");
+	ck_assert_int_eq(module_stat("files"), files);
+	ck_assert_int_eq(module_stat("watches"), watches);
+	ck_assert_int_eq(module_stat("watched_pages"), pages);
+	ck_assert_int_eq(module_stat("ring_bytes"), ring);
+	fprintf(stderr, "exit: %d watches at exit, module back to %ld file(s) / %ld watch(es); release_events +%ld\n",
+		EXIT_REGIONS, files, watches, module_stat("release_events") - released);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Suite
+ */
+
+static int probe(void)
+{
+	struct rdma_pair probe;
+	int ret;
+
+	if (access(MRC_DEVICE_PATH, R_OK | W_OK)) {
+		printf("monitor_verbs_test: SKIP: %s unavailable (%s)\n",
+		       MRC_DEVICE_PATH, strerror(errno));
+		return 77;
+	}
+	ret = rdma_pair_open(&probe);
+	if (ret == -ENODEV) {
+		printf("monitor_verbs_test: SKIP: %s\n", rdma_pair_error(&probe));
+		return 77;
+	}
+	if (ret) {
+		printf("monitor_verbs_test: FAIL: %s\n", rdma_pair_error(&probe));
+		return 1;
+	}
+	printf("monitor_verbs_test: device %s, %d NUMA node(s)\n", probe.device,
+	       numa_available() < 0 ? 1 : numa_max_node() + 1);
+	rdma_pair_close(&probe);
+	return 0;
+}
+
+static Suite *monitor_verbs_suite(void)
+{
+	Suite *s = suite_create("monitor_verbs");
+	TCase *changes = tcase_create("changes");
+	TCase *process = tcase_create("process");
+
+	tcase_add_checked_fixture(changes, setup, teardown);
+	tcase_set_timeout(changes, 60);
+	tcase_add_loop_test(changes, change_with_kmod_monitor, 0, NSCENARIOS);
+	tcase_add_loop_test(changes, change_with_manual_monitor, 0, NSCENARIOS);
+	tcase_add_checked_fixture(process, setup, teardown);
+	tcase_set_timeout(process, 60);
+	suite_add_tcase(s, changes);
+	tcase_add_test(process, fork_child_eperm_parent_keeps_region);
+	tcase_add_test(process, exit_with_watches_leaves_module_clean);
+	suite_add_tcase(s, process);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed, ret;
+
+	ret = probe();
+	if (ret)
+		return ret;
+	sr = srunner_create(monitor_verbs_suite());
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
