@@ -472,6 +472,221 @@ START_TEST(change_with_manual_monitor)
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * 1b. Migration. Pinned pages cannot migrate, but every attempt unmaps
+ * them for a moment, which the module reports (CLEAR). The kernel monitor
+ * then drops the idle registration, so the next attempt succeeds; with the
+ * manual monitor the idle registration pins the pages for good.
+ */
+
+/* How many of the @n pages at @p are on @node now; the statuses in @where. */
+static int pages_on(unsigned char *p, int n, int node, int *where)
+{
+	void *pages[NPAGES];
+	int on = 0;
+
+	ck_assert_int_le(n, NPAGES);
+	for (int i = 0; i < n; i++)
+		pages[i] = p + (size_t)i * page;
+	ck_assert_int_eq(move_pages(0, (unsigned long)n, pages, NULL, where, 0), 0);
+	for (int i = 0; i < n; i++)
+		on += where[i] == node;
+	return on;
+}
+
+/* move_pages(2) of the whole buffer: its return value (pages not moved). */
+static long move_buffer(unsigned char *p, int node)
+{
+	void *pages[NPAGES];
+	int nodes[NPAGES], status[NPAGES];
+
+	for (int i = 0; i < NPAGES; i++) {
+		pages[i] = p + (size_t)i * page;
+		nodes[i] = node;
+	}
+	return move_pages(0, NPAGES, pages, nodes, status, MPOL_MF_MOVE);
+}
+
+/* mbind(2) to @node, moving what is there: 0 or -errno (EIO: not moved). */
+static long bind_buffer(unsigned char *p, int node)
+{
+	unsigned long mask = 1UL << node;
+
+	if (mbind(p, NPAGES * page, MPOL_BIND, &mask, sizeof(mask) * 8,
+		  MPOL_MF_MOVE | MPOL_MF_STRICT))
+		return -errno;
+	return 0;
+}
+
+static const char *where_str(const int *where, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < NPAGES && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s%d", i ? "," : "", where[i]);
+	return buf;
+}
+
+/* A buffer on node 0 with an idle cached registration pinning it. */
+static unsigned char *cached_on_node0(void)
+{
+	unsigned char *p = map_anon(NULL, NPAGES * page, 0);
+	struct mrc_region *r;
+	int where[NPAGES];
+
+	memset(p, 0x33, NPAGES * page);
+	ck_assert_int_eq(move_buffer(p, 0), 0);
+	ck_assert_int_eq(pages_on(p, NPAGES, 0, where), NPAGES);
+	r = get_ok(p, NPAGES * page);
+	put_ok(r);
+	return p;
+}
+
+typedef long (*migrate_fn)(unsigned char *p, int node);
+
+/* Retry until every page is on node 1, at most @tries times, 20 ms apart. */
+static int migrate_retrying(migrate_fn migrate, unsigned char *p, int tries,
+			    long *last)
+{
+	int where[NPAGES];
+
+	for (int i = 1; i <= tries; i++) {
+		*last = migrate(p, 1);
+		if (pages_on(p, NPAGES, 1, where) == NPAGES)
+			return i;
+		usleep(20000);
+	}
+	return 0;
+}
+
+/* After the pages moved: a get registers them anew and a WRITE lands. */
+static void assert_usable_after_move(unsigned char *p, const struct mrc_stats *before)
+{
+	struct mrc_region *r = get_ok(p, NPAGES * page);
+	struct mrc_stats after = stats();
+	int where[NPAGES];
+
+	ck_assert_uint_ge(after.invalidations, before->invalidations + 1);
+	ck_assert_uint_eq(after.reg_calls, before->reg_calls + 1);
+	write_through(r, p, NPAGES * page, 5);
+	ck_assert(!memcmp(p, src, NPAGES * page));
+	ck_assert_int_eq(pages_on(p, NPAGES, 1, where), NPAGES);
+	put_ok(r);
+}
+
+/* Drained by mrc_cache_progress(): the first attempt fails, the next works. */
+static void migration_kmod(const char *what, migrate_fn migrate)
+{
+	unsigned char *p;
+	struct mrc_stats before;
+	int where[NPAGES], tries;
+	char buf[64];
+	long first, last;
+
+	make_cache(MRC_MONITOR_KMOD, 0);
+	p = cached_on_node0();
+	before = stats();
+	first = migrate(p, 1);
+	ck_assert_msg(pages_on(p, NPAGES, 1, where) == 0,
+		      "%s: pinned pages moved (%ld; now on nodes %s)", what, first,
+		      where_str(where, buf, sizeof(buf)));
+	assert_watch_fired(p, NPAGES * page, MRC_REASON_CLEAR, what);
+	ck_assert_int_eq(mrc_cache_progress(cache), 0);
+	tries = migrate_retrying(migrate, p, 1, &last);
+	ck_assert_msg(tries == 1 && last == 0,
+		      "%s: pages not on node 1 after the drain (%ld)", what, last);
+	pages_on(p, NPAGES, 1, where);
+	fprintf(stderr, "%s: kmod + mrc_cache_progress: while pinned: %ld, pages on node 0; after the drain: 0, pages on nodes %s\n",
+		what, first, where_str(where, buf, sizeof(buf)));
+	assert_usable_after_move(p, &before);
+	munmap(p, NPAGES * page);
+}
+
+/*
+ * The progress thread drains without any cache call: the application just
+ * retries. The thread may even unpin the pages while the kernel is still
+ * retrying the first attempt, which then succeeds.
+ */
+static void migration_progress_thread(const char *what, migrate_fn migrate)
+{
+	unsigned char *p;
+	struct mrc_stats before;
+	int where[NPAGES], tries;
+	char buf[64];
+	long last;
+
+	make_cache(MRC_MONITOR_KMOD, 1);
+	p = cached_on_node0();
+	before = stats();
+	tries = migrate_retrying(migrate, p, 100, &last);
+	ck_assert_msg(tries > 0, "%s: pages not on node 1 after 100 attempts (%ld)",
+		      what, last);
+	pages_on(p, NPAGES, 1, where);
+	fprintf(stderr, "%s: kmod + progress thread: moved on attempt %d (%ld), no cache call; pages on nodes %s\n",
+		what, tries, last, where_str(where, buf, sizeof(buf)));
+	assert_usable_after_move(p, &before);
+	munmap(p, NPAGES * page);
+}
+
+static void migration_manual(const char *what, migrate_fn migrate)
+{
+	unsigned char *p;
+	int where[NPAGES];
+	char buf[64];
+	long ret = 0;
+
+	make_cache(MRC_MONITOR_MANUAL, 0);
+	p = cached_on_node0();
+	for (int i = 0; i < 5; i++) {
+		ret = migrate(p, 1);
+		ck_assert_int_eq(mrc_cache_progress(cache), 0);
+		ck_assert_msg(pages_on(p, NPAGES, 0, where) == NPAGES,
+			      "%s: manual monitor: pinned pages moved (%ld; nodes %s)",
+			      what, ret, where_str(where, buf, sizeof(buf)));
+	}
+	ck_assert_uint_eq(stats().invalidations, 0);
+	ck_assert_uint_eq(stats().regions, 1);
+	fprintf(stderr, "%s: manual: 5 attempts, each %ld, pages stay on nodes %s (pinned by the idle registration)\n",
+		what, ret, where_str(where, buf, sizeof(buf)));
+	munmap(p, NPAGES * page);
+}
+
+START_TEST(move_pages_kmod)
+{
+	migration_kmod("move_pages", move_buffer);
+}
+END_TEST
+
+START_TEST(mbind_kmod)
+{
+	migration_kmod("mbind", bind_buffer);
+}
+END_TEST
+
+START_TEST(move_pages_kmod_progress_thread)
+{
+	migration_progress_thread("move_pages", move_buffer);
+}
+END_TEST
+
+START_TEST(mbind_kmod_progress_thread)
+{
+	migration_progress_thread("mbind", bind_buffer);
+}
+END_TEST
+
+START_TEST(move_pages_manual)
+{
+	migration_manual("move_pages", move_buffer);
+}
+END_TEST
+
+START_TEST(mbind_manual)
+{
+	migration_manual("mbind", bind_buffer);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * 4. fork and exit
  */
 
@@ -618,6 +833,18 @@ static int probe(void)
 	return 0;
 }
 
+/* The migration tests need two nodes; in the VM (--numa) they must run. */
+static int has_two_nodes(void)
+{
+	if (numa_available() >= 0 && numa_max_node() >= 1)
+		return 1;
+	printf("monitor_verbs_test: one NUMA node: migration tests SKIPPED%s\n",
+	       getenv("MRCACHE_IN_VM") ? " (the VM should have two: FAIL)" : "");
+	if (getenv("MRCACHE_IN_VM"))
+		exit(1);
+	return 0;
+}
+
 static Suite *monitor_verbs_suite(void)
 {
 	Suite *s = suite_create("monitor_verbs");
@@ -628,6 +855,14 @@ static Suite *monitor_verbs_suite(void)
 	tcase_set_timeout(changes, 60);
 	tcase_add_loop_test(changes, change_with_kmod_monitor, 0, NSCENARIOS);
 	tcase_add_loop_test(changes, change_with_manual_monitor, 0, NSCENARIOS);
+	if (has_two_nodes()) {
+		tcase_add_test(changes, move_pages_kmod);
+		tcase_add_test(changes, mbind_kmod);
+		tcase_add_test(changes, move_pages_kmod_progress_thread);
+		tcase_add_test(changes, mbind_kmod_progress_thread);
+		tcase_add_test(changes, move_pages_manual);
+		tcase_add_test(changes, mbind_manual);
+	}
 	tcase_add_checked_fixture(process, setup, teardown);
 	tcase_set_timeout(process, 60);
 	suite_add_tcase(s, changes);
