@@ -385,7 +385,7 @@ static void setup_heap(void)
 
 /* Map, cache an idle registration, and change the memory behind it. */
 static struct mrc_region *cache_then_change(const struct scenario *sc,
-					    struct buffer *b)
+					    struct buffer *b, uint32_t *rkey)
 {
 	struct mrc_region *r;
 
@@ -395,6 +395,7 @@ static struct mrc_region *cache_then_change(const struct scenario *sc,
 	sc->prepare(b);
 	memset(b->p, 0x11, b->len);
 	r = get_ok(b->p, b->len);
+	*rkey = mrc_region_rkey(r);
 	put_ok(r);
 	sc->change(b);
 	/* What the application now writes into its buffer. */
@@ -405,10 +406,11 @@ static struct mrc_region *cache_then_change(const struct scenario *sc,
 static void scenario_kmod(const struct scenario *sc)
 {
 	struct buffer b = { .memfd = -1 };
-	struct mrc_region *old, *r;
+	struct mrc_region *r;
 	struct mrc_stats before, after;
+	uint32_t old_rkey;
 
-	old = cache_then_change(sc, &b);
+	cache_then_change(sc, &b, &old_rkey);
 	before = stats();
 	assert_watch_fired(b.p, b.len, sc->reason, sc->name);
 	r = get_ok(b.p, b.len);		/* drains the event first */
@@ -420,9 +422,9 @@ static void scenario_kmod(const struct scenario *sc)
 		      "%s: the WRITE did not land in the application's memory", sc->name);
 	if (b.alias)
 		ck_assert_uint_eq(count_bytes(b.alias, b.len, 0x11), b.len);
-	fprintf(stderr, "%s: kmod: %llu invalidation(s), registered again (%p -> %p), %zu B written landed in the new pages\n",
-		sc->name, (unsigned long long)after.invalidations, (void *)old,
-		(void *)r, b.len);
+	fprintf(stderr, "%s: kmod: %llu invalidation, registered again (rkey %#x -> %#x), the %zu B WRITE landed in the new pages\n",
+		sc->name, (unsigned long long)after.invalidations, old_rkey,
+		mrc_region_rkey(r), b.len);
 	put_ok(r);
 	sc->release(&b);
 }
@@ -434,12 +436,14 @@ static void scenario_manual(const struct scenario *sc)
 	struct mrc_region *old, *r;
 	struct mrc_stats before;
 	size_t untouched;
+	uint32_t old_rkey;
 
 	make_cache(MRC_MONITOR_MANUAL, 0);
-	old = cache_then_change(sc, &b);
+	old = cache_then_change(sc, &b, &old_rkey);
 	before = stats();
 	r = get_ok(b.p, b.len);
 	ck_assert_ptr_eq(r, old);
+	ck_assert_uint_eq(mrc_region_rkey(r), old_rkey);
 	ck_assert_uint_eq(stats().reg_calls, before.reg_calls);
 	ck_assert_uint_eq(stats().invalidations, 0);
 	write_through(r, b.p, b.len, 9);
@@ -687,6 +691,124 @@ START_TEST(mbind_manual)
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * 3. Ring overflow. The library asks the module for its default ring and
+ * watch table; a watch reports only its first invalidation, so with E ring
+ * entries and E watches a full ring needs one more event: a PRESSURE event
+ * (drop_caches) after E - 1 invalidations fills it, and the invalidation of
+ * the last watched region is then counted as overflow instead of queued.
+ * That last region is referenced, so pressure cannot evict it either: only
+ * the library's overflow handling can drop it.
+ */
+
+static long module_param(const char *name)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/mrcache/parameters/%s", name);
+	f = fopen(path, "r");
+	ck_assert_msg(f, "%s: %s", path, strerror(errno));
+	ck_assert_int_eq(fscanf(f, "%ld", &v), 1);
+	fclose(f);
+	return v;
+}
+
+static void drop_slab_caches(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+
+	ck_assert_msg(fd >= 0, "drop_caches: %s", strerror(errno));
+	ck_assert_int_eq(write(fd, "2", 1), 1);
+	close(fd);
+}
+
+static void make_unmerged_cache(void)
+{
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_MONITOR | MRC_ATTR_MERGE,
+		.monitor = MRC_MONITOR_KMOD,
+		.merge = MRC_MERGE_NONE,
+	};
+	int ret;
+
+	ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	ret = mrc_cache_create_verbs(pair.pd, ACCESS, &attr, &cache);
+	ck_assert_msg(ret == 0, "mrc_cache_create_verbs: %s", mrc_last_error());
+}
+
+/* @n one-page regions over @p, the last one left referenced in *held. */
+static void cache_pages(unsigned char *p, long n, struct mrc_region **held)
+{
+	for (long i = 0; i < n; i++) {
+		struct mrc_region *r = get_ok(p + i * page, page);
+
+		if (i == n - 1)
+			*held = r;
+		else
+			put_ok(r);
+	}
+	ck_assert_uint_eq(stats().regions, (uint64_t)n);
+}
+
+START_TEST(ring_overflow_drops_every_region)
+{
+	long entries = module_param("default_ring_entries");
+	long slots = module_param("default_watch_slots");
+	long n = entries, events, overflows, pressure, watches;
+	unsigned char *p, *last;
+	struct mrc_region *held = NULL, *r;
+	struct mrc_stats s;
+
+	if (entries > slots) {
+		fprintf(stderr, "overflow: %ld ring entries > %ld watch slots: cannot fill the ring through the library, SKIPPED\n",
+			entries, slots);
+		return;
+	}
+	make_unmerged_cache();
+	watches = module_stat("watches");
+	p = map_anon(NULL, (size_t)n * page, 0);
+	memset(p, 0x44, (size_t)n * page);
+	last = p + (n - 1) * page;
+	cache_pages(p, n, &held);
+	events = module_stat("events");
+	overflows = module_stat("overflows");
+	pressure = module_stat("pressure_events");
+
+	ck_assert_int_eq(munmap(p, (size_t)(n - 1) * page), 0);	/* n - 1 events */
+	drop_slab_caches();					/* + PRESSURE: full */
+	ck_assert_int_eq(module_stat("pressure_events"), pressure + 1);
+	ck_assert_int_eq(munmap(last, page), 0);		/* lost: overflow */
+	ck_assert_int_eq(module_stat("events"), events + n);
+	ck_assert_int_eq(module_stat("overflows"), overflows + 1);
+	assert_watch_fired(last, page, MRC_REASON_UNMAP, "overflow");
+
+	ck_assert_ptr_eq(map_anon(last, page, 1), last);
+	memset(last, 0x55, page);
+	ck_assert_int_eq(mrc_cache_progress(cache), 0);
+	put_ok(held);
+	s = stats();
+	ck_assert_uint_eq(s.regions, 0);
+	ck_assert_uint_eq(s.bytes_pinned, 0);
+	ck_assert_uint_eq(s.invalidations, (uint64_t)n);
+	ck_assert_uint_eq(s.dereg_calls, (uint64_t)n);
+	ck_assert_int_eq(module_stat("watches"), watches);
+
+	/* The cache works on: the new page gets a new registration. */
+	r = get_ok(last, page);
+	ck_assert_uint_eq(stats().reg_calls, s.reg_calls + 1);
+	write_through(r, last, page, 11);
+	ck_assert(!memcmp(last, src, page));
+	fprintf(stderr, "overflow: %ld regions, ring %ld: %ld events + %ld overflow; after the drain %llu invalidations, 0 regions, module watches back to %ld; the next get registered anew and its WRITE landed\n",
+		n, entries, module_stat("events") - events,
+		module_stat("overflows") - overflows,
+		(unsigned long long)s.invalidations, watches);
+	put_ok(r);
+	munmap(last, page);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * 4. fork and exit
  */
 
@@ -863,6 +985,7 @@ static Suite *monitor_verbs_suite(void)
 		tcase_add_test(changes, move_pages_manual);
 		tcase_add_test(changes, mbind_manual);
 	}
+	tcase_add_test(changes, ring_overflow_drops_every_region);
 	tcase_add_checked_fixture(process, setup, teardown);
 	tcase_set_timeout(process, 60);
 	suite_add_tcase(s, changes);
