@@ -90,7 +90,7 @@ static void region_deregister(struct mrc_cache *cache, struct mrc_region *r)
 	uint64_t t0 = mrc_now_ns();
 	int ret;
 
-	if ((r->flags & MRC_REGION_WATCHED) && cache->monitor.ops->unwatch)
+	if ((r->node.aux & MRC_REGION_WATCHED) && cache->monitor.ops->unwatch)
 		cache->monitor.ops->unwatch(&cache->monitor, r);
 	ret = cache->provider.dereg(cache->provider.ctx, r->handle);
 	account_provider_time(cache, t0);
@@ -102,9 +102,9 @@ static void region_deregister(struct mrc_cache *cache, struct mrc_region *r)
 	cache->count.regions--;
 	cache->count.bytes_pinned -= len;
 	fold_hits(cache, r);
-	free(r->pfns);
-	r->pfns = NULL;
-	r->flags = 0;
+	if (cache->pfns)
+		mrc_pfn_forget(cache, r);
+	r->node.aux = 0;
 	/* Back to dead with a zero hit count: it may be summed by stats. */
 	mrc_store_relaxed(&r->state, MRC_DEAD);
 	mrc_region_free(&cache->pool, r);
@@ -165,11 +165,11 @@ void mrc_region_kill(struct mrc_cache *cache, struct mrc_region *r)
 {
 	uint64_t old;
 
-	if (r->flags & MRC_REGION_IN_TREE) {
+	if (r->node.aux & MRC_REGION_IN_TREE) {
 		mrc_itree_remove(&cache->tree, &r->node);
-		r->flags &= ~MRC_REGION_IN_TREE;
+		r->node.aux &= ~MRC_REGION_IN_TREE;
 	}
-	if (r->flags & MRC_REGION_IN_LRU)
+	if (r->node.aux & MRC_REGION_IN_LRU)
 		mrc_lru_remove(cache, r);
 	old = mrc_fetch_or(&r->state, MRC_DEAD);
 	if (!(old & MRC_DEAD) && !(old & MRC_REF_MASK))
@@ -251,6 +251,12 @@ static struct mrc_cache *cache_alloc(const struct mrc_provider *provider)
 	if (!cache)
 		return NULL;
 	memset(cache, 0, sizeof(*cache));
+	if (mrc_hints_init(&cache->hints)) {
+		free(cache);
+		return NULL;
+	}
+	cache->page_mask = mrc_page_size() - 1;
+	cache->page_shift = (uint32_t)__builtin_ctzll(mrc_page_size());
 	pthread_mutex_init(&cache->lock, NULL);
 	cache->provider = *provider;
 	if (!cache->provider.name)
@@ -263,6 +269,8 @@ static struct mrc_cache *cache_alloc(const struct mrc_provider *provider)
 
 static void cache_free(struct mrc_cache *cache)
 {
+	mrc_pfn_destroy(cache);
+	mrc_hints_destroy(&cache->hints);
 	mrc_region_pool_destroy(&cache->pool);
 	pthread_mutex_destroy(&cache->lock);
 	free(cache);

@@ -11,6 +11,7 @@
 
 #include "mrcache.h"
 #include "config.h"
+#include "hints.h"
 #include "itree.h"
 #include "monitor.h"
 #include "region.h"
@@ -40,6 +41,9 @@ struct mrc_cache {
 	 * lock-holders and dying regions write.
 	 */
 	struct mrc_itree tree;
+	struct mrc_hint_table hints;	/* only .current is read by hits */
+	uint64_t page_mask;
+	uint32_t page_shift;
 	uint32_t clock;			/* advances on every slow path */
 	uint32_t monitor_seen;		/* *monitor.events at the last drain */
 	const uint32_t *monitor_events;
@@ -62,6 +66,7 @@ struct mrc_cache {
 	struct mrc_monitor monitor;
 	uint64_t memlock_limit;		/* bytes, 0 when unlimited or ignored */
 	pid_t owner_pid;
+	struct mrc_pfn_table *pfns;	/* MRCACHE_CHECK_PFN records */
 	struct mrc_cache *registry_next;
 };
 
@@ -81,9 +86,11 @@ struct mrc_region *mrc_lru_pick_idle(struct mrc_cache *cache);
 int mrc_registry_add(struct mrc_cache *cache);
 void mrc_registry_remove(struct mrc_cache *cache);
 
-/* pfn_check.c */
+/* pfn_check.c: frames kept aside, only in paranoid mode */
 int mrc_pfn_record(struct mrc_cache *cache, struct mrc_region *r);
-void mrc_pfn_verify(const struct mrc_cache *cache, const struct mrc_region *r);
+void mrc_pfn_verify(struct mrc_cache *cache, const struct mrc_region *r);
+void mrc_pfn_forget(struct mrc_cache *cache, const struct mrc_region *r);
+void mrc_pfn_destroy(struct mrc_cache *cache);
 
 /* cache.c: locking and region lifetime, shared by the files below. */
 void mrc_cache_lock(struct mrc_cache *cache);

@@ -15,10 +15,10 @@
 #include "cache.h"
 #include "error.h"
 
-static int request_range(const void *addr, size_t len, uint64_t *start,
-			 uint64_t *end)
+static int request_range(const struct mrc_cache *cache, const void *addr,
+			 size_t len, uint64_t *start, uint64_t *end)
 {
-	uint64_t mask = mrc_page_size() - 1;
+	uint64_t mask = cache->page_mask;
 	uint64_t a = (uintptr_t)addr;
 
 	if (!addr)
@@ -59,7 +59,7 @@ static inline void note_hit(struct mrc_cache *cache, struct mrc_region *r,
 		mrc_fetch_add(&cache->hit_wraps, 1);
 	if (mrc_load_relaxed(&r->last_use) != now)
 		mrc_store_relaxed(&r->last_use, now);
-	if (mrc_unlikely(cache->check_pfn))
+	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
 		mrc_pfn_verify(cache, r);
 }
 
@@ -74,21 +74,67 @@ static void unref_unused(struct mrc_cache *cache, struct mrc_region *r)
 		mrc_cache_release_dead(cache, r);
 }
 
-static struct mrc_region *lookup_fast(struct mrc_cache *cache, uint64_t start,
-				      uint64_t end, uint32_t access)
+/*
+ * Take a reference on a region found without the lock, if it serves the
+ * request. The pointer may be stale (a hint, or a walk that raced with a
+ * writer): trust only what the reference holds.
+ */
+static inline struct mrc_region *take_if_serves(struct mrc_cache *cache,
+						struct mrc_region *r,
+						uint64_t start, uint64_t end,
+						uint32_t access)
 {
-	struct mrc_region *r;
 	uint64_t old;
 
-	r = mrc_node_region(mrc_itree_find_containing(&cache->tree, start, end));
 	if (!r || !mrc_region_try_ref(r, &old))
 		return NULL;
-	/* The walk may have raced with a writer: trust only what we hold. */
 	if (mrc_unlikely(!region_serves(r, start, end, access))) {
 		unref_unused(cache, r);
 		return NULL;
 	}
 	note_hit(cache, r, old);
+	return r;
+}
+
+static inline struct mrc_region *lookup_hints(struct mrc_cache *cache,
+					      uint64_t key, uint64_t start,
+					      uint64_t end, uint32_t access)
+{
+	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
+	uint64_t hash = mrc_hints_hash(key);
+	const uint32_t *set = &h->slot[mrc_hints_set(h, hash)];
+	uint32_t tag = (uint32_t)(hash & 0xff);
+
+	for (int way = 0; way < MRC_HINT_WAYS; way++) {
+		/* Pairs with the release in mrc_hints_remember(). */
+		uint32_t entry = mrc_load_acquire(&set[way]);
+		struct mrc_region *r;
+
+		if (!entry)
+			break;
+		if (entry >> MRC_HINT_INDEX_BITS != tag)
+			continue;
+		r = mrc_region_at(&cache->pool, (entry & MRC_HINT_INDEX_MASK) - 1);
+		r = take_if_serves(cache, r, start, end, access);
+		if (r)
+			return r;
+	}
+	return NULL;
+}
+
+static struct mrc_region *lookup_fast(struct mrc_cache *cache, uint64_t start,
+				      uint64_t end, uint32_t access)
+{
+	uint64_t key = start >> cache->page_shift;
+	struct mrc_region *r;
+
+	r = lookup_hints(cache, key, start, end, access);
+	if (mrc_likely(r != NULL))
+		return r;
+	r = mrc_node_region(mrc_itree_find_containing(&cache->tree, start, end));
+	r = take_if_serves(cache, r, start, end, access);
+	if (r)
+		mrc_hints_remember(&cache->hints, key, r->index);
 	return r;
 }
 
@@ -126,6 +172,9 @@ static int get_slow(struct mrc_cache *cache, uint64_t start, uint64_t end,
 	r = lookup_locked(cache, start, end, access);
 	if (!r)
 		ret = mrc_register_range(cache, start, end, access, &r);
+	if (!ret)
+		mrc_hints_remember(&cache->hints, start >> cache->page_shift,
+				   r->index);
 	mrc_cache_unlock(cache);
 	if (!ret)
 		*region = r;
@@ -153,7 +202,7 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 
 	if (mrc_unlikely(!cache || !region))
 		return mrc_error(EINVAL, "%s is NULL", cache ? "region pointer" : "cache");
-	ret = request_range(addr, len, &start, &end);
+	ret = request_range(cache, addr, len, &start, &end);
 	if (mrc_unlikely(ret))
 		return ret;
 	if (!access)

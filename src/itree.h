@@ -30,6 +30,7 @@ struct mrc_itree_node {
 	uint64_t end;
 	uint64_t max_end;  /* largest end in this subtree (the augmentation) */
 	int32_t height;
+	uint32_t aux;       /* the owner's: the tree never reads or writes it */
 };
 
 struct mrc_itree {

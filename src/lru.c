@@ -26,7 +26,7 @@ void mrc_lru_add(struct mrc_cache *cache, struct mrc_region *r)
 		cache->lru_head = r;
 	cache->lru_tail = r;
 	cache->lru_len++;
-	r->flags |= MRC_REGION_IN_LRU;
+	r->node.aux |= MRC_REGION_IN_LRU;
 }
 
 void mrc_lru_remove(struct mrc_cache *cache, struct mrc_region *r)
@@ -41,7 +41,7 @@ void mrc_lru_remove(struct mrc_cache *cache, struct mrc_region *r)
 		cache->lru_tail = r->lru_prev;
 	r->lru_prev = r->lru_next = NULL;
 	cache->lru_len--;
-	r->flags &= ~MRC_REGION_IN_LRU;
+	r->node.aux &= ~MRC_REGION_IN_LRU;
 }
 
 static void requeue(struct mrc_cache *cache, struct mrc_region *r,
@@ -56,7 +56,7 @@ static void requeue(struct mrc_cache *cache, struct mrc_region *r,
 static int idle(const struct mrc_region *r)
 {
 	return !(mrc_load_relaxed(&r->state) & MRC_REF_MASK) &&
-	       !(r->flags & MRC_REGION_MERGING);
+	       !(r->node.aux & MRC_REGION_MERGING);
 }
 
 /**

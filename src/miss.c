@@ -197,7 +197,7 @@ static int register_region(struct mrc_cache *cache, struct mrc_region *r)
 			ret = mon->watch(&cache->monitor, r);
 			if (ret)
 				return ret;
-			r->flags |= MRC_REGION_WATCHED;
+			r->node.aux |= MRC_REGION_WATCHED;
 		}
 		ret = provider_reg(cache, r);
 		if ((ret == -ENOMEM || ret == -EAGAIN) && !evicted) {
@@ -211,9 +211,9 @@ static int register_region(struct mrc_cache *cache, struct mrc_region *r)
 			return 0;
 		if (!ret)
 			cache->provider.dereg(cache->provider.ctx, r->handle);
-		if (r->flags & MRC_REGION_WATCHED)
+		if (r->node.aux & MRC_REGION_WATCHED)
 			mon->unwatch(&cache->monitor, r);
-		r->flags &= ~MRC_REGION_WATCHED;
+		r->node.aux &= ~MRC_REGION_WATCHED;
 		if (ret)
 			return register_failed(cache, r, ret);
 	}
@@ -225,9 +225,8 @@ static void init_region(struct mrc_region *r, const struct merge_set *set)
 {
 	mrc_itree_node_set_range(&r->node, set->start, set->end);
 	r->access = set->access;
-	r->flags = 0;
+	r->node.aux = 0;
 	r->handle = NULL;
-	r->pfns = NULL;
 	r->lru_prev = r->lru_next = NULL;
 }
 
@@ -239,13 +238,14 @@ static void publish(struct mrc_cache *cache, struct mrc_region *r)
 	/* Pairs with the acquire in mrc_region_try_ref(). */
 	mrc_store_release(&r->state, 1);
 	mrc_itree_insert(&cache->tree, &r->node);
-	r->flags |= MRC_REGION_IN_TREE;
+	r->node.aux |= MRC_REGION_IN_TREE;
 	mrc_lru_add(cache, r);
 	cache->count.regions++;
 	cache->count.misses++;
 	cache->count.bytes_pinned += len;
 	if (cache->count.bytes_pinned > cache->count.peak_bytes_pinned)
 		cache->count.peak_bytes_pinned = cache->count.bytes_pinned;
+	mrc_hints_grow(&cache->hints, cache->tree.count);
 }
 
 static void retire_merged(struct mrc_cache *cache, const struct merge_set *set)
@@ -260,9 +260,9 @@ static void mark_merging(const struct merge_set *set, int on)
 {
 	for (size_t i = 0; i < set->count; i++) {
 		if (on)
-			set->regions[i]->flags |= MRC_REGION_MERGING;
+			set->regions[i]->node.aux |= MRC_REGION_MERGING;
 		else
-			set->regions[i]->flags &= ~MRC_REGION_MERGING;
+			set->regions[i]->node.aux &= ~MRC_REGION_MERGING;
 	}
 }
 

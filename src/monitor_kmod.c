@@ -214,7 +214,8 @@ static int kmod_watch(struct mrc_monitor *mon, struct mrc_region *r)
 	}
 	km->watches[w.id] = (struct watch_slot){ r, w.cookie };
 	r->watch_id = w.id;
-	r->watch_gen = w.generation;
+	/* Generations only grow; 32 bits tell a change from none. */
+	r->watch_gen = (uint32_t)w.generation;
 	return 0;
 }
 
@@ -228,7 +229,8 @@ static int kmod_watch_raced(struct mrc_monitor *mon, struct mrc_region *r)
 {
 	struct kmod_monitor *km = kmod(mon);
 
-	return mrc_load_acquire(&km->generations[r->watch_id]) != r->watch_gen;
+	return (uint32_t)mrc_load_acquire(&km->generations[r->watch_id]) !=
+	       r->watch_gen;
 }
 
 static void kmod_unwatch(struct mrc_monitor *mon, struct mrc_region *r)
@@ -257,7 +259,7 @@ static void handle_event(struct mrc_monitor *mon, const struct mrc_event *ev)
 	/* A stale event of a watch whose slot was reused since: ignore. */
 	if (!slot->region || slot->cookie != ev->cookie)
 		return;
-	if (slot->region->flags & MRC_REGION_IN_TREE) {
+	if (slot->region->node.aux & MRC_REGION_IN_TREE) {
 		mrc_region_kill(cache, slot->region);
 		cache->count.invalidations++;
 	}

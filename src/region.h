@@ -37,19 +37,19 @@ enum mrc_region_flags {
 struct mrc_region {
 	/* First cache line: everything a hit writes and the tree walk reads. */
 	uint64_t state;
-	struct mrc_itree_node node;	/* node.start/end: registered range */
+	struct mrc_itree_node node;	/* node.start/end: registered range,
+					 * node.aux: enum mrc_region_flags */
 
 	/* Second line: read by a hit, written only under the cache lock. */
 	uint32_t access;
-	uint32_t flags;			/* enum mrc_region_flags */
+	uint32_t index;			/* in the pool; names it in hint slots */
 	void *handle;			/* the provider's object */
 	struct mrc_region *lru_prev;
 	struct mrc_region *lru_next;	/* also the deferred-list link */
 	uint32_t last_use;		/* cache clock at the last hit */
 	uint32_t lru_stamp;		/* cache clock when queued in the LRU */
 	uint32_t watch_id;		/* monitor's handle for this range */
-	uint64_t *pfns;			/* frames recorded for MRCACHE_CHECK_PFN */
-	uint64_t watch_gen;		/* monitor generation when watched */
+	uint32_t watch_gen;		/* low bits of the monitor's generation */
 };
 
 static inline uint64_t mrc_region_start(const struct mrc_region *r)

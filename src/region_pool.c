@@ -5,21 +5,50 @@
 #include "region.h"
 #include "region_pool.h"
 
-/* 63 regions of 128 bytes and a header fill an 8 KiB chunk. */
-#define MRC_REGIONS_PER_CHUNK 63
-
-struct mrc_region_chunk {
-	struct mrc_region_chunk *next;
-	struct mrc_region regions[MRC_REGIONS_PER_CHUNK]
-		__attribute__((aligned(64)));
-};
-
-_Static_assert(sizeof(struct mrc_region) <= 128,
-	       "a region must stay within 128 bytes (doc/performance.md)");
+/*
+ * Chunks hold only regions; the pool keeps the list of chunks in a separate
+ * array, so a region costs its own size plus a fraction of a pointer.
+ */
+/* Region plus its share of the hint table must stay within 128 bytes. */
+_Static_assert(sizeof(struct mrc_region) <= 112,
+	       "a region must stay within 112 bytes (doc/performance.md)");
 
 void mrc_region_pool_init(struct mrc_region_pool *pool)
 {
 	memset(pool, 0, sizeof(*pool));
+}
+
+/* Copy the chunk array into a larger one; readers may still use the old. */
+static int grow_chunk_array(struct mrc_region_pool *pool)
+{
+	size_t cap = pool->chunks_cap ? 2 * pool->chunks_cap : 16;
+	struct mrc_region_chunk **grown;
+	void **retired;
+
+	retired = realloc(pool->retired, (pool->nretired + 1) * sizeof(*retired));
+	if (!retired)
+		return -1;
+	pool->retired = retired;
+	grown = calloc(cap, sizeof(*grown));
+	if (!grown)
+		return -1;
+	if (pool->nchunks)
+		memcpy(grown, pool->chunks, pool->nchunks * sizeof(*grown));
+	if (pool->chunks)
+		pool->retired[pool->nretired++] = pool->chunks;
+	/* Pairs with the acquire in mrc_region_at(). */
+	mrc_store_release(&pool->chunks, grown);
+	pool->chunks_cap = cap;
+	return 0;
+}
+
+static int remember_chunk(struct mrc_region_pool *pool,
+			  struct mrc_region_chunk *chunk)
+{
+	if (pool->nchunks == pool->chunks_cap && grow_chunk_array(pool))
+		return -1;
+	pool->chunks[pool->nchunks++] = chunk;
+	return 0;
 }
 
 static int grow(struct mrc_region_pool *pool)
@@ -30,13 +59,16 @@ static int grow(struct mrc_region_pool *pool)
 	if (!chunk)
 		return -1;
 	memset(chunk, 0, sizeof(*chunk));
-	chunk->next = pool->chunks;
-	pool->chunks = chunk;
+	if (remember_chunk(pool, chunk)) {
+		free(chunk);
+		return -1;
+	}
 	for (int i = MRC_REGIONS_PER_CHUNK - 1; i >= 0; i--) {
 		struct mrc_region *r = &chunk->regions[i];
 
 		/* Free regions are dead so no reader can take a reference. */
 		r->state = MRC_DEAD;
+		r->index = (uint32_t)((pool->nchunks - 1) * MRC_REGIONS_PER_CHUNK + i);
 		r->lru_next = pool->free_list;
 		pool->free_list = r;
 	}
@@ -71,13 +103,11 @@ void mrc_region_free(struct mrc_region_pool *pool, struct mrc_region *r)
 
 void mrc_region_pool_destroy(struct mrc_region_pool *pool)
 {
-	struct mrc_region_chunk *chunk = pool->chunks;
-
-	while (chunk) {
-		struct mrc_region_chunk *next = chunk->next;
-
-		free(chunk);
-		chunk = next;
-	}
+	for (size_t i = 0; i < pool->nchunks; i++)
+		free(pool->chunks[i]);
+	for (size_t i = 0; i < pool->nretired; i++)
+		free(pool->retired[i]);
+	free(pool->retired);
+	free(pool->chunks);
 	memset(pool, 0, sizeof(*pool));
 }

@@ -137,6 +137,57 @@ START_TEST(eight_threads_keep_invariants)
 }
 END_TEST
 
+/*
+ * Hits racing with growth: threads register ever more distinct pages (no
+ * bound), so the hint table and the region pool's chunk array are replaced
+ * while other threads read them without the lock.
+ */
+#define GROWTH_PAGES 6000
+
+static char *growth_arena;
+
+static void *grower(void *arg)
+{
+	uint64_t rnd = 0x2545f4914f6cdd1dull * ((uintptr_t)arg + 1);
+
+	for (long i = 0; i < iterations; i++) {
+		uint64_t limit = 1 + (uint64_t)i * GROWTH_PAGES / iterations;
+		uint64_t p = next_random(&rnd) % limit;
+		char *addr = growth_arena + 2 * p * page;
+		struct mrc_region *r;
+
+		ck_assert_int_eq(mrc_get(cache, addr, page, 1, &r), 0);
+		check_region(r, (uintptr_t)addr, (uintptr_t)addr + page, 1);
+		ck_assert_int_eq(mrc_put(cache, r), 0);
+		atomic_fetch_add_explicit(&total_gets, 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+START_TEST(hits_race_with_index_growth)
+{
+	struct mrc_provider prov = fake_provider(&fake);
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_MERGE, .merge = MRC_MERGE_NONE,
+	};
+	pthread_t threads[4];
+	struct mrc_stats s;
+
+	atomic_store(&total_gets, 0);
+	ck_assert_int_eq(mrc_cache_create(&prov, &attr, &cache), 0);
+	for (long t = 0; t < 4; t++)
+		ck_assert_int_eq(pthread_create(&threads[t], NULL, grower, (void *)t), 0);
+	for (int t = 0; t < 4; t++)
+		pthread_join(threads[t], NULL);
+	ck_assert_int_eq(mrc_cache_stats(cache, &s), 0);
+	ck_assert_uint_eq(s.hits + s.misses, atomic_load(&total_gets));
+	ck_assert_uint_gt(s.regions, 1024);	/* the hint table grew */
+	ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	ck_assert_uint_eq(fake.live, 0);
+	ck_assert_uint_eq(fake.double_deregs, 0);
+}
+END_TEST
+
 int main(void)
 {
 	const char *env = getenv("MRCACHE_STRESS_ITERS");
@@ -149,15 +200,19 @@ int main(void)
 	iterations = env ? atol(env) : 100000;
 	arena = mmap(NULL, ARENA_PAGES * page, PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (arena == MAP_FAILED)
+	growth_arena = mmap(NULL, 2 * GROWTH_PAGES * page, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (arena == MAP_FAILED || growth_arena == MAP_FAILED)
 		return 1;
 	fake_init(&fake);
-	if (fake_reserve(&fake, (size_t)iterations * THREADS + 16))
+	/* Both tests share the fake provider: room for every registration. */
+	if (fake_reserve(&fake, (size_t)iterations * (THREADS + 4) + 16))
 		return 1;
 	s = suite_create("stress");
 	tc = tcase_create("threads");
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, eight_threads_keep_invariants);
+	tcase_add_test(tc, hits_race_with_index_growth);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

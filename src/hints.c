@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "hints.h"
+
+#define MRC_HINTS_MIN_SLOTS (1u << 10)
+#define MRC_HINTS_MAX_SLOTS (1u << 24)
+
+static size_t hints_bytes(uint64_t slots)
+{
+	return sizeof(struct mrc_hints) + slots * sizeof(uint32_t);
+}
+
+/* Anonymous memory: zero-filled, and it can be emptied in place later. */
+static struct mrc_hints *hints_map(unsigned int bits, size_t *len)
+{
+	uint64_t slots = 1ull << bits;
+	struct mrc_hints *h;
+
+	*len = hints_bytes(slots);
+	h = mmap(NULL, *len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (h == MAP_FAILED)
+		return NULL;
+	h->mask = slots - 1;
+	h->shift = 64 - bits;
+	return h;
+}
+
+static unsigned int bits_for(uint64_t slots)
+{
+	unsigned int bits = 0;
+
+	while ((1ull << bits) < slots)
+		bits++;
+	return bits;
+}
+
+int mrc_hints_init(struct mrc_hint_table *table)
+{
+	*table = (struct mrc_hint_table){ 0 };
+	table->current = hints_map(bits_for(MRC_HINTS_MIN_SLOTS),
+				   &table->current_len);
+	return table->current ? 0 : -ENOMEM;
+}
+
+/**
+ * mrc_hints_grow() - keep one to two slots per cached region.
+ * @table: the cache's table; cache lock held.
+ * @regions: regions cached now.
+ *
+ * Failing to grow only costs hit speed, so errors are not reported.
+ */
+void mrc_hints_grow(struct mrc_hint_table *table, size_t regions)
+{
+	struct mrc_hints *old = table->current, *h;
+	size_t len;
+
+	if (regions <= old->mask + 1 || old->mask + 1 >= MRC_HINTS_MAX_SLOTS ||
+	    table->nretired == MRC_HINTS_MAX_RETIRED)
+		return;
+	h = hints_map(bits_for(regions), &len);
+	if (!h)
+		return;
+	/* Pairs with the acquire load of readers: they see h->mask set. */
+	mrc_store_release(&table->current, h);
+	madvise(old, table->current_len, MADV_DONTNEED);
+	table->retired[table->nretired] = old;
+	table->retired_len[table->nretired++] = table->current_len;
+	table->current_len = len;
+}
+
+void mrc_hints_destroy(struct mrc_hint_table *table)
+{
+	for (unsigned int i = 0; i < table->nretired; i++)
+		munmap(table->retired[i], table->retired_len[i]);
+	if (table->current)
+		munmap(table->current, table->current_len);
+	*table = (struct mrc_hint_table){ 0 };
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The hint table: a 4-way set-associative hash from a request's first page
+ * to the regions that last served it, read by the hit path before it walks
+ * the interval tree.
+ *
+ * A slot is 32 bits: an 8-bit tag of the key and the region's pool index
+ * plus one (0 is empty), so the table costs 4 to 8 bytes per cached region.
+ * A hint is only a guess: the hit path takes a reference on the region it
+ * names and re-checks range and access, exactly as after a tree walk, so a
+ * stale hint (a dead or recycled region) costs a tree walk, never a wrong
+ * answer. That is why hints are never cleared when regions die.
+ *
+ * The table grows with the cache. A replaced table cannot be freed while a
+ * lock-free reader may still be looking at it, so it is emptied with
+ * MADV_DONTNEED instead: its memory goes back to the kernel, and a late
+ * reader finds zero pages, i.e. no hints. The mappings are unmapped with
+ * the cache.
+ */
+#ifndef MRC_HINTS_H
+#define MRC_HINTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atomics.h"
+
+#define MRC_HINT_WAYS		4
+#define MRC_HINT_INDEX_BITS	24
+#define MRC_HINT_INDEX_MASK	((1u << MRC_HINT_INDEX_BITS) - 1)
+
+struct mrc_hints {
+	uint64_t mask;			/* slots - 1 */
+	uint32_t shift;			/* 64 - log2(slots) */
+	uint32_t slot[];
+};
+
+#define MRC_HINTS_MAX_RETIRED 48
+
+struct mrc_hint_table {
+	struct mrc_hints *current;	/* acquire-loaded by the hit path */
+	size_t current_len;		/* bytes mapped for current */
+	struct mrc_hints *retired[MRC_HINTS_MAX_RETIRED];
+	size_t retired_len[MRC_HINTS_MAX_RETIRED];
+	unsigned int nretired;
+};
+
+int mrc_hints_init(struct mrc_hint_table *table);
+void mrc_hints_destroy(struct mrc_hint_table *table);
+void mrc_hints_grow(struct mrc_hint_table *table, size_t regions);
+
+static inline uint64_t mrc_hints_hash(uint64_t key)
+{
+	return key * 0x9e3779b97f4a7c15ull;
+}
+
+/* First slot of the set for @hash; the set's slots share a cache line. */
+static inline uint64_t mrc_hints_set(const struct mrc_hints *h, uint64_t hash)
+{
+	return (hash >> h->shift) & h->mask & ~(uint64_t)(MRC_HINT_WAYS - 1);
+}
+
+/* The slot value naming region @index for a key of @hash (0: none). */
+static inline uint32_t mrc_hints_entry(uint64_t hash, uint32_t index)
+{
+	if (index >= MRC_HINT_INDEX_MASK)
+		return 0;
+	return (uint32_t)(hash & 0xff) << MRC_HINT_INDEX_BITS | (index + 1);
+}
+
+/*
+ * Remember that region @index served the request at page @key; any thread,
+ * no lock. Release pairs with the hit path's acquire of the slot, so a
+ * reader that sees the index also sees the pool chunk holding it.
+ */
+static inline void mrc_hints_remember(struct mrc_hint_table *table,
+				      uint64_t key, uint32_t index)
+{
+	struct mrc_hints *h = mrc_load_acquire(&table->current);
+	uint64_t hash = mrc_hints_hash(key);
+	uint32_t entry = mrc_hints_entry(hash, index);
+	uint32_t *set = &h->slot[mrc_hints_set(h, hash)];
+	uint32_t older = entry;
+
+	if (!entry)
+		return;
+	/* Most recent first: shift the others down, dropping the oldest. */
+	for (int way = 0; way < MRC_HINT_WAYS; way++) {
+		uint32_t cur = mrc_load_relaxed(&set[way]);
+
+		mrc_store_release(&set[way], older);
+		if (cur == entry || !cur)
+			return;
+		older = cur;
+	}
+}
+
+#endif /* MRC_HINTS_H */
