@@ -54,6 +54,11 @@ has_native_device() {
 	ibv_devices 2>/dev/null | awk 'NR > 2 && NF { found = 1 } END { exit !found }'
 }
 
+if [[ ${MRCACHE_VM_TESTS:-1} == 0 ]]; then
+	say "MRCACHE_VM_TESTS=0: not run here (the VM tests run in the plain build)"
+	exit 77
+fi
+
 bin=$(real_binary)
 export LD_LIBRARY_PATH=$top_builddir/src/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
