@@ -65,7 +65,11 @@ struct options {
 	int reps;
 	double rep_seconds;
 	bool json_only;
+	uint32_t monitor;	/* enum mrc_monitor_kind for mrcache */
 };
+
+/* The monitor mrcache runs with (--monitor); manual unless asked. */
+static uint32_t mrc_monitor = MRC_MONITOR_MANUAL;
 
 static int parse_list(const char *arg, unsigned long *out, int *count,
 		      unsigned long max)
@@ -98,7 +102,8 @@ static void usage(const char *prog)
 		"  --quick      3 short repetitions (CI smoke), default 7 of ~0.2 s\n"
 		"  --regions    cached region counts (default 1,1000,65536)\n"
 		"  --threads    thread counts sharing one cache (default 1,2)\n"
-		"  --json-only  print only the JSON lines\n", prog);
+		"  --json-only  print only the JSON lines\n"
+		"  --monitor    mrcache's monitor: manual (default) or kmod (/dev/mrcache)\n", prog);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -106,7 +111,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	*o = (struct options){
 		.regions = { 1, 1000, 65536 }, .nregions = 3,
 		.threads = { 1, 2 }, .nthreads = 2,
-		.reps = 7, .rep_seconds = 0.2,
+		.reps = 7, .rep_seconds = 0.2, .monitor = MRC_MONITOR_MANUAL,
 	};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -119,6 +124,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 		} else if (!strcmp(a, "--regions") && i + 1 < argc) {
 			if (parse_list(argv[++i], o->regions, &o->nregions, 1ul << 22))
 				goto bad;
+		} else if (!strcmp(a, "--monitor") && i + 1 < argc) {
+			i++;
+			if (!strcmp(argv[i], "kmod"))
+				o->monitor = MRC_MONITOR_KMOD;
+			else if (strcmp(argv[i], "manual"))
+				goto bad;
+			mrc_monitor = o->monitor;
 		} else if (!strcmp(a, "--threads") && i + 1 < argc) {
 			if (parse_list(argv[++i], o->threads, &o->nthreads, MAX_THREADS))
 				goto bad;
@@ -225,7 +237,7 @@ static int create_mrc(struct caches *c)
 			     MRC_ATTR_MERGE | MRC_ATTR_MEMLOCK |
 			     MRC_ATTR_CHECK_PFN | MRC_ATTR_MONITOR,
 		.merge = MRC_MERGE_NONE,
-		.monitor = MRC_MONITOR_MANUAL,
+		.monitor = mrc_monitor,
 	};
 	int ret = mrc_cache_create(&provider, &attr, &c->mrc);
 
@@ -610,12 +622,13 @@ static void print_result(const struct result *r, const struct options *o)
 	double ratio = r->ns[MRCACHE] / r->ns[UCX];
 	double target = r->threads == 1 ? 0.5 : 0.25;
 
-	printf("{\"bench\":\"hit\",\"regions\":%lu,\"threads\":%d,"
+	printf("{\"bench\":\"hit\",\"monitor\":\"%s\",\"regions\":%lu,\"threads\":%d,"
 	       "\"mrcache_ns\":%.2f,\"ucx_ns\":%.2f,\"ratio\":%.3f,"
 	       "\"mrcache_mops\":%.2f,\"ucx_mops\":%.2f,\"target_ratio\":%.2f,"
 	       "\"reps\":%d,\"mrcache_ops_per_thread\":%lu,\"ucx_ops_per_thread\":%lu,"
 	       "\"mrcache_cpu_share\":%.2f,\"ucx_cpu_share\":%.2f,"
 	       "\"mrcache_cpu_ns\":%.2f,\"ucx_cpu_ns\":%.2f,\"load1\":%.2f}\n",
+	       o->monitor == MRC_MONITOR_KMOD ? "kmod" : "manual",
 	       r->regions, r->threads, r->ns[MRCACHE], r->ns[UCX], ratio,
 	       r->mops[MRCACHE], r->mops[UCX], target, o->reps,
 	       r->ops[MRCACHE], r->ops[UCX], r->cpu[MRCACHE], r->cpu[UCX],

@@ -195,6 +195,12 @@ static int register_region(struct mrc_cache *cache, struct mrc_region *r)
 	for (int attempt = 0; attempt < 4; attempt++) {
 		if (mon->watch) {
 			ret = mon->watch(&cache->monitor, r);
+			/* Out of watch slots: idle regions hold them. */
+			if (ret == -ENOSPC && !evicted) {
+				evicted = 1;
+				evict_all_idle(cache);
+				ret = mon->watch(&cache->monitor, r);
+			}
 			if (ret)
 				return ret;
 			r->node.aux |= MRC_REGION_WATCHED;

@@ -30,6 +30,8 @@
 #include "cache.h"
 #include "error.h"
 
+#define MRC_KMOD_RING_MAX 16384
+
 struct watch_slot {
 	struct mrc_region *region;	/* NULL when the slot is free */
 	uint64_t cookie;
@@ -61,15 +63,52 @@ static struct kmod_monitor *kmod(struct mrc_monitor *mon)
 	return mon->priv;
 }
 
-static int handshake(int fd, struct mrc_api *api)
+static int call_api(int fd, struct mrc_api *api, uint32_t flags,
+		    uint32_t watch_slots, uint32_t ring_entries)
 {
 	memset(api, 0, sizeof(*api));
 	api->abi_version = MRC_ABI_VERSION;
+	api->flags = flags;
 	api->features = MRC_FEAT_PRESSURE;
+	api->watch_slots = watch_slots;
+	api->ring_entries = ring_entries;
 	if (ioctl(fd, MRC_IOC_API, api))
 		return mrc_error(errno, "MRC_IOC_API handshake with %s failed (module ABI %d expected)",
 				 MRC_DEVICE_PATH, MRC_ABI_VERSION);
 	return 0;
+}
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+	uint32_t p = MRC_RING_MIN_ENTRIES;
+
+	while (p < n && p < (1u << 31))
+		p <<= 1;
+	return p;
+}
+
+/*
+ * Every cached region needs a watch, so ask for as many watch slots as the
+ * module allows (its max_watches parameter): probe first, then set up. A
+ * watch posts one event until it is re-armed, so a ring with a slot per
+ * watch could never overflow; that costs 32 bytes of pinned kernel memory
+ * per slot, so the ring stops at MRC_KMOD_RING_MAX entries (an overflow is
+ * safe: everything is dropped and re-registered on demand).
+ */
+static int handshake(int fd, struct mrc_api *api)
+{
+	uint32_t ring, slots;
+	int ret = call_api(fd, api, MRC_API_PROBE, 0, 0);
+
+	if (ret)
+		return ret;
+	slots = api->max_watch_slots;
+	ring = pow2_at_least(slots + 1);
+	if (ring > MRC_KMOD_RING_MAX)
+		ring = MRC_KMOD_RING_MAX;
+	if (ring > api->max_ring_entries)
+		ring = api->max_ring_entries;
+	return call_api(fd, api, 0, slots, ring);
 }
 
 static void *at(const struct kmod_monitor *km, uint32_t offset)
