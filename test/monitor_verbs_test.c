@@ -27,12 +27,15 @@
 #include <malloc.h>
 #include <numa.h>
 #include <numaif.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
@@ -58,12 +61,15 @@ static struct ibv_mr *src_mr;
  * Fixture and small helpers
  */
 
-static void make_cache(uint32_t monitor, uint32_t progress_thread)
+static void make_cache_merge(uint32_t monitor, uint32_t progress_thread,
+			     uint32_t merge)
 {
 	struct mrc_cache_attr attr = {
-		.comp_mask = MRC_ATTR_MONITOR | MRC_ATTR_PROGRESS_THREAD,
+		.comp_mask = MRC_ATTR_MONITOR | MRC_ATTR_PROGRESS_THREAD |
+			     MRC_ATTR_MERGE,
 		.monitor = monitor,
 		.progress_thread = progress_thread,
+		.merge = merge,
 	};
 	int ret;
 
@@ -72,6 +78,11 @@ static void make_cache(uint32_t monitor, uint32_t progress_thread)
 	cache = NULL;
 	ret = mrc_cache_create_verbs(pair.pd, ACCESS, &attr, &cache);
 	ck_assert_msg(ret == 0, "mrc_cache_create_verbs: %s", mrc_last_error());
+}
+
+static void make_cache(uint32_t monitor, uint32_t progress_thread)
+{
+	make_cache_merge(monitor, progress_thread, MRC_MERGE_ADJACENT);
 }
 
 static void setup(void)
@@ -372,15 +383,20 @@ static const struct scenario scenarios[] = {
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 
-/* Keep malloc off brk while the brk scenario owns the break. */
+/*
+ * Keep malloc off brk while the brk scenario owns the break: leave 8 MiB
+ * of free heap at the top (never trimmed) for the mallocs of mrc_get and
+ * ibv_reg_mr, so that none of them needs to move the break.
+ */
 static void setup_heap(void)
 {
-	void *warm;
+	void *room;
 
-	mallopt(M_TOP_PAD, 64 << 20);
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	mallopt(M_TRIM_THRESHOLD, 128 << 20);
-	warm = malloc(100 << 10);
-	free(warm);
+	room = malloc(8 << 20);
+	ck_assert_ptr_nonnull(room);
+	free(room);
 }
 
 /* Map, cache an idle registration, and change the memory behind it. */
@@ -691,27 +707,45 @@ START_TEST(mbind_manual)
 END_TEST
 
 /* ------------------------------------------------------------------------
- * 3. Ring overflow. The library asks the module for its default ring and
- * watch table; a watch reports only its first invalidation, so with E ring
- * entries and E watches a full ring needs one more event: a PRESSURE event
- * (drop_caches) after E - 1 invalidations fills it, and the invalidation of
- * the last watched region is then counted as overflow instead of queued.
- * That last region is referenced, so pressure cannot evict it either: only
- * the library's overflow handling can drop it.
+ * 3. Ring overflow. A watch reports only its first invalidation, so the
+ * ring overflows when more watched regions are invalidated between two
+ * drains than it has entries. The test reads the geometry the library got
+ * from the module, fills the ring with the invalidations of idle regions
+ * (topped up with a PRESSURE event from drop_caches if the watch table is
+ * no larger than the ring), and then unmaps one more region, which is
+ * referenced so pressure cannot evict it: its event is counted as overflow
+ * instead of queued, and only the library's overflow handling can drop it.
  */
 
-static long module_param(const char *name)
+/* The library's mapping of /dev/mrcache, from /proc/self/maps. */
+static const void *library_ring_map(void)
 {
-	char path[128];
-	long v = -1;
-	FILE *f;
+	char line[512];
+	const void *map = NULL;
+	FILE *f = fopen("/proc/self/maps", "r");
 
-	snprintf(path, sizeof(path), "/sys/module/mrcache/parameters/%s", name);
-	f = fopen(path, "r");
-	ck_assert_msg(f, "%s: %s", path, strerror(errno));
-	ck_assert_int_eq(fscanf(f, "%ld", &v), 1);
+	ck_assert_ptr_nonnull(f);
+	while (!map && fgets(line, sizeof(line), f))
+		if (strstr(line, MRC_DEVICE_PATH))
+			map = (const void *)strtoul(line, NULL, 16);
 	fclose(f);
-	return v;
+	ck_assert_msg(map, "the library has no %s mapping", MRC_DEVICE_PATH);
+	return map;
+}
+
+/* Ring entries and watch slots of the cache's file, as the module set them. */
+static void library_geometry(uint32_t *entries, uint32_t *slots)
+{
+	struct mrc_api api = { .abi_version = MRC_ABI_VERSION, .flags = MRC_API_PROBE };
+	const char *map = library_ring_map();
+	int fd = open(MRC_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+
+	/* A probe sets nothing up; it only tells where the fields are. */
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ioctl(fd, MRC_IOC_API, &api), 0);
+	close(fd);
+	memcpy(entries, map + api.off.entries, sizeof(*entries));
+	memcpy(slots, map + api.off.watch_slots, sizeof(*slots));
 }
 
 static void drop_slab_caches(void)
@@ -725,61 +759,58 @@ static void drop_slab_caches(void)
 
 static void make_unmerged_cache(void)
 {
-	struct mrc_cache_attr attr = {
-		.comp_mask = MRC_ATTR_MONITOR | MRC_ATTR_MERGE,
-		.monitor = MRC_MONITOR_KMOD,
-		.merge = MRC_MERGE_NONE,
-	};
-	int ret;
-
-	ck_assert_int_eq(mrc_cache_destroy(cache), 0);
-	ret = mrc_cache_create_verbs(pair.pd, ACCESS, &attr, &cache);
-	ck_assert_msg(ret == 0, "mrc_cache_create_verbs: %s", mrc_last_error());
+	make_cache_merge(MRC_MONITOR_KMOD, 0, MRC_MERGE_NONE);
 }
 
-/* @n one-page regions over @p, the last one left referenced in *held. */
-static void cache_pages(unsigned char *p, long n, struct mrc_region **held)
+/* @n idle one-page regions over @p. */
+static void cache_pages(unsigned char *p, long n)
 {
-	for (long i = 0; i < n; i++) {
-		struct mrc_region *r = get_ok(p + i * page, page);
+	for (long i = 0; i < n; i++)
+		put_ok(get_ok(p + i * page, page));
+	ck_assert_uint_ge(stats().regions, (uint64_t)n);
+}
 
-		if (i == n - 1)
-			*held = r;
-		else
-			put_ok(r);
+/* Invalidations, plus pressure if needed, that leave the ring exactly full. */
+static void fill_ring(unsigned char *p, long n_idle, int with_pressure)
+{
+	long pressure = module_stat("pressure_events");
+
+	ck_assert_int_eq(munmap(p, (size_t)n_idle * page), 0);
+	if (with_pressure) {
+		drop_slab_caches();
+		ck_assert_int_eq(module_stat("pressure_events"), pressure + 1);
 	}
-	ck_assert_uint_eq(stats().regions, (uint64_t)n);
 }
 
 START_TEST(ring_overflow_drops_every_region)
 {
-	long entries = module_param("default_ring_entries");
-	long slots = module_param("default_watch_slots");
-	long n = entries, events, overflows, pressure, watches;
+	long events, overflows, watches, n_idle;
+	uint32_t entries, slots;
 	unsigned char *p, *last;
-	struct mrc_region *held = NULL, *r;
+	struct mrc_region *held, *r;
 	struct mrc_stats s;
+	int with_pressure;
 
-	if (entries > slots) {
-		fprintf(stderr, "overflow: %ld ring entries > %ld watch slots: cannot fill the ring through the library, SKIPPED\n",
-			entries, slots);
-		return;
-	}
 	make_unmerged_cache();
+	library_geometry(&entries, &slots);
+	ck_assert_uint_ge(slots, entries);	/* else it could not overflow */
+	with_pressure = slots == entries;
+	n_idle = (long)entries - with_pressure;
 	watches = module_stat("watches");
-	p = map_anon(NULL, (size_t)n * page, 0);
-	memset(p, 0x44, (size_t)n * page);
-	last = p + (n - 1) * page;
-	cache_pages(p, n, &held);
+	p = map_anon(NULL, (size_t)n_idle * page, 0);
+	memset(p, 0x44, (size_t)n_idle * page);
+	cache_pages(p, n_idle);
+	/* Its own mapping: not merged with p's VMA, not touched by its unmap. */
+	last = map_anon(NULL, page, 0);
+	memset(last, 0x44, page);
+	held = get_ok(last, page);
 	events = module_stat("events");
 	overflows = module_stat("overflows");
-	pressure = module_stat("pressure_events");
 
-	ck_assert_int_eq(munmap(p, (size_t)(n - 1) * page), 0);	/* n - 1 events */
-	drop_slab_caches();					/* + PRESSURE: full */
-	ck_assert_int_eq(module_stat("pressure_events"), pressure + 1);
+	fill_ring(p, n_idle, with_pressure);
+	ck_assert_int_eq(module_stat("events"), events + entries);
 	ck_assert_int_eq(munmap(last, page), 0);		/* lost: overflow */
-	ck_assert_int_eq(module_stat("events"), events + n);
+	ck_assert_int_eq(module_stat("events"), events + entries);
 	ck_assert_int_eq(module_stat("overflows"), overflows + 1);
 	assert_watch_fired(last, page, MRC_REASON_UNMAP, "overflow");
 
@@ -790,8 +821,8 @@ START_TEST(ring_overflow_drops_every_region)
 	s = stats();
 	ck_assert_uint_eq(s.regions, 0);
 	ck_assert_uint_eq(s.bytes_pinned, 0);
-	ck_assert_uint_eq(s.invalidations, (uint64_t)n);
-	ck_assert_uint_eq(s.dereg_calls, (uint64_t)n);
+	ck_assert_uint_eq(s.invalidations, (uint64_t)n_idle + 1);
+	ck_assert_uint_eq(s.dereg_calls, (uint64_t)n_idle + 1);
 	ck_assert_int_eq(module_stat("watches"), watches);
 
 	/* The cache works on: the new page gets a new registration. */
@@ -799,12 +830,184 @@ START_TEST(ring_overflow_drops_every_region)
 	ck_assert_uint_eq(stats().reg_calls, s.reg_calls + 1);
 	write_through(r, last, page, 11);
 	ck_assert(!memcmp(last, src, page));
-	fprintf(stderr, "overflow: %ld regions, ring %ld: %ld events + %ld overflow; after the drain %llu invalidations, 0 regions, module watches back to %ld; the next get registered anew and its WRITE landed\n",
-		n, entries, module_stat("events") - events,
-		module_stat("overflows") - overflows,
+	fprintf(stderr, "overflow: ring %u entries, %u watch slots: %ld regions invalidated%s -> %ld events queued + %ld overflow; after one drain %llu invalidations, 0 regions, module watches back to %ld; the next get registered anew, its WRITE landed\n",
+		entries, slots, n_idle + 1, with_pressure ? " + 1 PRESSURE" : "",
+		module_stat("events") - events, module_stat("overflows") - overflows,
 		(unsigned long long)s.invalidations, watches);
 	put_ok(r);
 	munmap(last, page);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * 2. Memory pressure. Pinned pages cannot be swapped out. The cache pins
+ * about half of the guest's available memory in idle registrations of
+ * same-filled pages (which zram stores for free once they can be swapped),
+ * then another process allocates and mlocks three quarters of it. With
+ * the kernel monitor and its progress thread the
+ * module's shrinker sends PRESSURE events, the cache deregisters idle
+ * regions, the kernel swaps their pages out and the hog completes. With the
+ * manual monitor nothing unpins them and the hog is OOM-killed.
+ */
+#define HOG_CHUNK ((size_t)4 << 20)
+#define PIN_REGION ((size_t)4 << 20)
+#define HOG_EXIT_OK 0
+#define HOG_EXIT_NOMEM 3
+
+static long meminfo_kib(const char *field)
+{
+	char line[128];
+	size_t n = strlen(field);
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (v < 0 && fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n) && line[n] == ':')
+			v = atol(line + n + 1);
+	fclose(f);
+	ck_assert_msg(v >= 0, "no %s in /proc/meminfo", field);
+	return v;
+}
+
+static void set_oom_score_adj(const char *value)
+{
+	FILE *f = fopen("/proc/self/oom_score_adj", "w");
+
+	if (f) {
+		fputs(value, f);
+		fclose(f);
+	}
+}
+
+/*
+ * The hog (this binary run with --hog MiB): allocate and mlock, exit 0.
+ * Locked, its pages cannot be swapped out to make room for themselves: all
+ * the room must come from other memory.
+ */
+static int hog_main(const char *mib_text)
+{
+	size_t target = (size_t)atol(mib_text) << 20;
+
+	set_oom_score_adj("1000");
+	for (size_t done = 0; done < target; done += HOG_CHUNK) {
+		unsigned char *p = mmap(NULL, HOG_CHUNK, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED || mlock(p, HOG_CHUNK))
+			return HOG_EXIT_NOMEM;
+		memset(p, 0x99, HOG_CHUNK);
+	}
+	return HOG_EXIT_OK;
+}
+
+/* Run the hog; its wait status, or -1 when it ran past @timeout_s. */
+static int run_hog(long mib, int timeout_s, double *seconds)
+{
+	char arg[32];
+	char *argv[] = { "monitor_verbs_test", "--hog", arg, NULL };
+	struct timespec t0, t1;
+	pid_t pid;
+	int status;
+
+	snprintf(arg, sizeof(arg), "%ld", mib);
+	fflush(NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* posix_spawn: no copy of our pinned pages, as fork() would make. */
+	ck_assert_int_eq(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv,
+				     environ), 0);
+	for (int i = 0; i < timeout_s * 10; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			*seconds = (double)(t1.tv_sec - t0.tv_sec) +
+				   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+			return status;
+		}
+		usleep(100000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+struct pinned {
+	unsigned char *mem;
+	size_t len;
+};
+
+/* Pin @len bytes in idle PIN_REGION registrations, one VMA each. */
+static struct pinned pin_idle(size_t len)
+{
+	struct pinned pin = { .len = len / PIN_REGION * PIN_REGION };
+
+	pin.mem = map_anon(NULL, pin.len, 0);
+	memset(pin.mem, 0x77, pin.len);
+	for (size_t off = 0; off < pin.len; off += PIN_REGION)
+		put_ok(get_ok(pin.mem + off, PIN_REGION));
+	ck_assert_uint_eq(stats().bytes_pinned, pin.len);
+	return pin;
+}
+
+static int pressure_allowed(void)
+{
+	if (getenv("MRCACHE_IN_VM") || getenv("MRCACHE_PRESSURE_OK"))
+		return 1;
+	fprintf(stderr, "pressure: SKIPPED: puts the machine under memory pressure; runs in the VM or with MRCACHE_PRESSURE_OK=1\n");
+	return 0;
+}
+
+static void pressure_case(uint32_t monitor, int expect_hog_ok)
+{
+	long avail, scans, events, hog_mib;
+	struct pinned pin;
+	struct mrc_stats s;
+	double secs = 0;
+	int status;
+
+	if (!pressure_allowed())
+		return;
+	ck_assert_msg(meminfo_kib("SwapTotal") > 0, "pressure: needs swap (the VM: --zram)");
+	set_oom_score_adj("-1000");
+	make_cache_merge(monitor, monitor == MRC_MONITOR_KMOD, MRC_MERGE_NONE);
+	avail = meminfo_kib("MemAvailable");
+	pin = pin_idle((size_t)avail / 2 << 10);
+	hog_mib = avail * 3 / 4 >> 10;
+	scans = module_stat("shrinker_scans");
+	events = module_stat("pressure_events");
+	status = run_hog(hog_mib, 120, &secs);
+	s = stats();
+	fprintf(stderr, "pressure: %s: MemAvailable %ld MiB, %zu MiB pinned idle in %zu regions, hog of %ld MiB: %s after %.1f s; %ld shrinker scans, %ld PRESSURE events, %llu evictions, %llu MiB still pinned\n",
+		monitor == MRC_MONITOR_KMOD ? "kmod + progress thread" : "manual",
+		avail >> 10, pin.len >> 20, pin.len / PIN_REGION, hog_mib,
+		status < 0 ? "still running (killed)" :
+		WIFEXITED(status) ? (WEXITSTATUS(status) ? "failed" : "succeeded") :
+		WTERMSIG(status) == SIGKILL ? "killed (OOM)" : "killed by a signal",
+		secs, module_stat("shrinker_scans") - scans,
+		module_stat("pressure_events") - events,
+		(unsigned long long)s.evictions,
+		(unsigned long long)(s.bytes_pinned >> 20));
+	ck_assert_msg(status >= 0, "the hog neither finished nor died in 120 s");
+	if (expect_hog_ok) {
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == HOG_EXIT_OK,
+			      "the hog failed (status %#x) although the cache could unpin", status);
+		ck_assert_uint_gt(s.evictions, 0);
+	} else {
+		ck_assert_msg(!(WIFEXITED(status) && WEXITSTATUS(status) == HOG_EXIT_OK),
+			      "the hog succeeded although %zu MiB stayed pinned", pin.len >> 20);
+		ck_assert_uint_eq(s.evictions, 0);
+	}
+	munmap(pin.mem, pin.len);
+}
+
+START_TEST(pressure_kmod_releases_idle_pins)
+{
+	pressure_case(MRC_MONITOR_KMOD, 1);
+}
+END_TEST
+
+START_TEST(pressure_manual_keeps_pins)
+{
+	pressure_case(MRC_MONITOR_MANUAL, 0);
 }
 END_TEST
 
@@ -972,6 +1175,7 @@ static Suite *monitor_verbs_suite(void)
 	Suite *s = suite_create("monitor_verbs");
 	TCase *changes = tcase_create("changes");
 	TCase *process = tcase_create("process");
+	TCase *pressure = tcase_create("pressure");
 
 	tcase_add_checked_fixture(changes, setup, teardown);
 	tcase_set_timeout(changes, 60);
@@ -986,6 +1190,11 @@ static Suite *monitor_verbs_suite(void)
 		tcase_add_test(changes, mbind_manual);
 	}
 	tcase_add_test(changes, ring_overflow_drops_every_region);
+	tcase_add_checked_fixture(pressure, setup, teardown);
+	tcase_set_timeout(pressure, 180);
+	tcase_add_test(pressure, pressure_kmod_releases_idle_pins);
+	tcase_add_test(pressure, pressure_manual_keeps_pins);
+	suite_add_tcase(s, pressure);
 	tcase_add_checked_fixture(process, setup, teardown);
 	tcase_set_timeout(process, 60);
 	suite_add_tcase(s, changes);
@@ -995,11 +1204,13 @@ static Suite *monitor_verbs_suite(void)
 	return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	SRunner *sr;
 	int failed, ret;
 
+	if (argc == 3 && !strcmp(argv[1], "--hog"))
+		return hog_main(argv[2]);
 	ret = probe();
 	if (ret)
 		return ret;
