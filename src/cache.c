@@ -63,7 +63,6 @@ static void sync_monitor(struct mrc_cache *cache)
 void mrc_cache_lock(struct mrc_cache *cache)
 {
 	pthread_mutex_lock(&cache->lock);
-	mrc_store_relaxed(&cache->clock, cache->clock + 1);
 	sync_monitor(cache);
 }
 
@@ -90,7 +89,7 @@ static void region_deregister(struct mrc_cache *cache, struct mrc_region *r)
 	uint64_t t0 = mrc_now_ns();
 	int ret;
 
-	if ((r->node.aux & MRC_REGION_WATCHED) && cache->monitor.ops->unwatch)
+	if ((r->flags & MRC_REGION_WATCHED) && cache->monitor.ops->unwatch)
 		cache->monitor.ops->unwatch(&cache->monitor, r);
 	ret = cache->provider.dereg(cache->provider.ctx, r->handle);
 	account_provider_time(cache, t0);
@@ -104,7 +103,7 @@ static void region_deregister(struct mrc_cache *cache, struct mrc_region *r)
 	fold_hits(cache, r);
 	if (cache->pfns)
 		mrc_pfn_forget(cache, r);
-	r->node.aux = 0;
+	r->flags = 0;
 	/* Back to dead with a zero hit count: it may be summed by stats. */
 	mrc_store_relaxed(&r->state, MRC_DEAD);
 	mrc_region_free(&cache->pool, r);
@@ -165,11 +164,11 @@ void mrc_region_kill(struct mrc_cache *cache, struct mrc_region *r)
 {
 	uint64_t old;
 
-	if (r->node.aux & MRC_REGION_IN_TREE) {
+	if (r->flags & MRC_REGION_IN_TREE) {
 		mrc_itree_remove(&cache->tree, &r->node);
-		r->node.aux &= ~MRC_REGION_IN_TREE;
+		r->flags &= ~MRC_REGION_IN_TREE;
 	}
-	if (r->node.aux & MRC_REGION_IN_LRU)
+	if (r->flags & MRC_REGION_IN_LRU)
 		mrc_lru_remove(cache, r);
 	old = mrc_fetch_or(&r->state, MRC_DEAD);
 	if (!(old & MRC_DEAD) && !(old & MRC_REF_MASK))

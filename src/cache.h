@@ -37,19 +37,19 @@ struct mrc_counters {
 
 struct mrc_cache {
 	/*
-	 * Read by every hit, written rarely: keep it apart from what
-	 * lock-holders and dying regions write.
+	 * Lines 0 and 1: read by every hit, written only by lock holders and
+	 * rarely (misses, growth), so they stay shared between cores.
 	 */
 	struct mrc_itree tree;
-	struct mrc_hint_table hints;	/* only .current is read by hits */
+	struct mrc_hint_table hints;	/* .current is read by hits */
 	uint64_t page_mask;
 	uint32_t page_shift;
-	uint32_t clock;			/* advances on every slow path */
-	uint32_t monitor_seen;		/* *monitor.events at the last drain */
-	const uint32_t *monitor_events;
 	uint32_t check_pfn;
+	const uint32_t *monitor_events;
+	uint32_t monitor_seen;		/* *monitor.events at the last drain */
 	uint32_t default_access;
 	int forked;			/* set in a child after fork() */
+	struct mrc_region_pool pool;	/* .chunks is read by hint lookups */
 
 	/* Regions whose last reference went away after they died. */
 	struct mrc_region *deferred __attribute__((aligned(64)));
@@ -59,7 +59,6 @@ struct mrc_cache {
 	struct mrc_provider provider;
 	struct mrc_config config;
 	struct mrc_counters count;
-	struct mrc_region_pool pool;
 	struct mrc_region *lru_head;	/* least recently used first */
 	struct mrc_region *lru_tail;
 	size_t lru_len;

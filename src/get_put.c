@@ -46,19 +46,15 @@ static inline int region_serves(const struct mrc_region *r, uint64_t start,
 				uint64_t end, uint32_t access)
 {
 	return mrc_region_start(r) <= start && mrc_region_end(r) >= end &&
-	       (r->access & access) == access;
+	       (mrc_region_access_flags(r) & access) == access;
 }
 
 static inline void note_hit(struct mrc_cache *cache, struct mrc_region *r,
 			    uint64_t old_state)
 {
-	uint32_t now = mrc_load_relaxed(&cache->clock);
-
 	/* The hit counter in the state word wrapped: carry into the cache. */
 	if (mrc_unlikely((old_state >> 32) == UINT32_MAX))
 		mrc_fetch_add(&cache->hit_wraps, 1);
-	if (mrc_load_relaxed(&r->last_use) != now)
-		mrc_store_relaxed(&r->last_use, now);
 	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
 		mrc_pfn_verify(cache, r);
 }
@@ -105,16 +101,26 @@ static inline struct mrc_region *lookup_hints(struct mrc_cache *cache,
 	const uint32_t *set = &h->slot[mrc_hints_set(h, hash)];
 	uint32_t tag = (uint32_t)(hash & 0xff);
 
+	uint32_t entry[MRC_HINT_WAYS];
+	unsigned int match = 0;
+
+	/*
+	 * Which way holds the key is random, so find the tag matches without
+	 * a branch per way; the one branch left is almost always taken once.
+	 */
 	for (int way = 0; way < MRC_HINT_WAYS; way++) {
 		/* Pairs with the release in mrc_hints_remember(). */
-		uint32_t entry = mrc_load_acquire(&set[way]);
+		entry[way] = mrc_load_acquire(&set[way]);
+		match |= (unsigned int)(entry[way] != 0 &&
+					entry[way] >> MRC_HINT_INDEX_BITS == tag) << way;
+	}
+	while (match) {
+		int way = __builtin_ctz(match);
 		struct mrc_region *r;
 
-		if (!entry)
-			break;
-		if (entry >> MRC_HINT_INDEX_BITS != tag)
-			continue;
-		r = mrc_region_at(&cache->pool, (entry & MRC_HINT_INDEX_MASK) - 1);
+		match &= match - 1;
+		r = mrc_region_at(&cache->pool,
+				  (entry[way] & MRC_HINT_INDEX_MASK) - 1);
 		r = take_if_serves(cache, r, start, end, access);
 		if (r)
 			return r;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 #include "hints.h"
@@ -40,9 +41,16 @@ static unsigned int bits_for(uint64_t slots)
 int mrc_hints_init(struct mrc_hint_table *table)
 {
 	*table = (struct mrc_hint_table){ 0 };
+	table->retired = calloc(1, sizeof(*table->retired));
+	if (!table->retired)
+		return -ENOMEM;
 	table->current = hints_map(bits_for(MRC_HINTS_MIN_SLOTS),
 				   &table->current_len);
-	return table->current ? 0 : -ENOMEM;
+	if (!table->current) {
+		free(table->retired);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /**
@@ -54,11 +62,12 @@ int mrc_hints_init(struct mrc_hint_table *table)
  */
 void mrc_hints_grow(struct mrc_hint_table *table, size_t regions)
 {
+	struct mrc_hints_retired *retired = table->retired;
 	struct mrc_hints *old = table->current, *h;
 	size_t len;
 
 	if (regions <= old->mask + 1 || old->mask + 1 >= MRC_HINTS_MAX_SLOTS ||
-	    table->nretired == MRC_HINTS_MAX_RETIRED)
+	    retired->count == MRC_HINTS_MAX_RETIRED)
 		return;
 	h = hints_map(bits_for(regions), &len);
 	if (!h)
@@ -66,15 +75,16 @@ void mrc_hints_grow(struct mrc_hint_table *table, size_t regions)
 	/* Pairs with the acquire load of readers: they see h->mask set. */
 	mrc_store_release(&table->current, h);
 	madvise(old, table->current_len, MADV_DONTNEED);
-	table->retired[table->nretired] = old;
-	table->retired_len[table->nretired++] = table->current_len;
+	retired->table[retired->count] = old;
+	retired->len[retired->count++] = table->current_len;
 	table->current_len = len;
 }
 
 void mrc_hints_destroy(struct mrc_hint_table *table)
 {
-	for (unsigned int i = 0; i < table->nretired; i++)
-		munmap(table->retired[i], table->retired_len[i]);
+	for (unsigned int i = 0; table->retired && i < table->retired->count; i++)
+		munmap(table->retired->table[i], table->retired->len[i]);
+	free(table->retired);
 	if (table->current)
 		munmap(table->current, table->current_len);
 	*table = (struct mrc_hint_table){ 0 };

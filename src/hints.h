@@ -37,12 +37,18 @@ struct mrc_hints {
 
 #define MRC_HINTS_MAX_RETIRED 48
 
+/* Emptied tables, unmapped with the cache. */
+struct mrc_hints_retired {
+	struct mrc_hints *table[MRC_HINTS_MAX_RETIRED];
+	size_t len[MRC_HINTS_MAX_RETIRED];
+	unsigned int count;
+};
+
+/* Small on purpose: it sits in the cache line every hit reads. */
 struct mrc_hint_table {
 	struct mrc_hints *current;	/* acquire-loaded by the hit path */
 	size_t current_len;		/* bytes mapped for current */
-	struct mrc_hints *retired[MRC_HINTS_MAX_RETIRED];
-	size_t retired_len[MRC_HINTS_MAX_RETIRED];
-	unsigned int nretired;
+	struct mrc_hints_retired *retired;
 };
 
 int mrc_hints_init(struct mrc_hint_table *table);

@@ -3,21 +3,18 @@
  * Least-recently-used order of the cached regions, kept without making a
  * hit write anything shared.
  *
- * Every cached region is on one list in the order it was queued. A hit only
- * stamps the region with the cache clock (which advances once per slow
- * path). When eviction scans from the head, a region stamped since it was
- * queued is requeued at the tail instead of evicted: a second chance, so the
- * order is exact at the granularity of cache misses and the hot path never
- * takes the lock.
+ * Every cached region is on one list in the order it was queued, with the
+ * region's hit count at that time. A hit only bumps the count in the
+ * region's state word, which it writes anyway. When eviction scans from the
+ * head, a region hit since it was queued is requeued at the tail instead of
+ * evicted: a second chance, so the hot path never touches the list and the
+ * order approximates least-recently-used.
  */
 #include "cache.h"
 
 void mrc_lru_add(struct mrc_cache *cache, struct mrc_region *r)
 {
-	uint32_t now = cache->clock;
-
-	r->lru_stamp = now;
-	mrc_store_relaxed(&r->last_use, now);
+	r->lru_hits = mrc_region_hits(r);
 	r->lru_next = NULL;
 	r->lru_prev = cache->lru_tail;
 	if (cache->lru_tail)
@@ -26,7 +23,7 @@ void mrc_lru_add(struct mrc_cache *cache, struct mrc_region *r)
 		cache->lru_head = r;
 	cache->lru_tail = r;
 	cache->lru_len++;
-	r->node.aux |= MRC_REGION_IN_LRU;
+	r->flags |= MRC_REGION_IN_LRU;
 }
 
 void mrc_lru_remove(struct mrc_cache *cache, struct mrc_region *r)
@@ -41,22 +38,19 @@ void mrc_lru_remove(struct mrc_cache *cache, struct mrc_region *r)
 		cache->lru_tail = r->lru_prev;
 	r->lru_prev = r->lru_next = NULL;
 	cache->lru_len--;
-	r->node.aux &= ~MRC_REGION_IN_LRU;
+	r->flags &= ~MRC_REGION_IN_LRU;
 }
 
-static void requeue(struct mrc_cache *cache, struct mrc_region *r,
-		    uint32_t stamp)
+static void requeue(struct mrc_cache *cache, struct mrc_region *r)
 {
 	mrc_lru_remove(cache, r);
 	mrc_lru_add(cache, r);
-	r->lru_stamp = stamp;
-	mrc_store_relaxed(&r->last_use, stamp);
 }
 
 static int idle(const struct mrc_region *r)
 {
 	return !(mrc_load_relaxed(&r->state) & MRC_REF_MASK) &&
-	       !(r->node.aux & MRC_REGION_MERGING);
+	       !(r->flags & MRC_REGION_MERGING);
 }
 
 /**
@@ -73,10 +67,9 @@ struct mrc_region *mrc_lru_pick_idle(struct mrc_cache *cache)
 
 	while (r && budget--) {
 		struct mrc_region *next = r->lru_next;
-		uint32_t used = mrc_load_relaxed(&r->last_use);
 
-		if (used != r->lru_stamp)
-			requeue(cache, r, used);
+		if (mrc_region_hits(r) != r->lru_hits)
+			requeue(cache, r);
 		else if (idle(r))
 			return r;
 		r = next;

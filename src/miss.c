@@ -58,7 +58,7 @@ static int should_merge(const struct mrc_cache *cache,
 	uint64_t s = r->node.start, e = r->node.end;
 
 	*upgrade = s <= set->start && e >= set->end &&
-		   (r->access & set->access) != set->access;
+		   (mrc_region_access_flags(r) & set->access) != set->access;
 	if (*upgrade)
 		return 1;
 	switch (cache->config.merge) {
@@ -89,7 +89,7 @@ static int merge_pass(struct mrc_cache *cache, struct merge_set *set)
 		if (ret)
 			return ret;
 		set->upgrades += upgrade;
-		set->access |= r->access;
+		set->access |= mrc_region_access_flags(r);
 		if (r->node.start < set->start || r->node.end > set->end) {
 			set->start = r->node.start < set->start ? r->node.start : set->start;
 			set->end = r->node.end > set->end ? r->node.end : set->end;
@@ -162,7 +162,7 @@ static int provider_reg(struct mrc_cache *cache, struct mrc_region *r)
 
 	ret = cache->provider.reg(cache->provider.ctx,
 				  (void *)(uintptr_t)r->node.start, len,
-				  r->access, &r->handle);
+				  mrc_region_access_flags(r), &r->handle);
 	cache->count.provider_ns += mrc_now_ns() - t0;
 	cache->count.reg_calls++;
 	if (ret)
@@ -178,7 +178,7 @@ static int register_failed(struct mrc_cache *cache, struct mrc_region *r,
 	return mrc_error(-ret,
 			 "provider '%s' could not register %#" PRIx64 "+%" PRIu64
 			 " (access %#x); %" PRIu64 " bytes registered, RLIMIT_MEMLOCK %" PRIu64 " (0: unlimited or ignored)",
-			 cache->provider.name, r->node.start, len, r->access,
+			 cache->provider.name, r->node.start, len, mrc_region_access_flags(r),
 			 cache->count.bytes_pinned, cache->memlock_limit);
 }
 
@@ -203,7 +203,7 @@ static int register_region(struct mrc_cache *cache, struct mrc_region *r)
 			}
 			if (ret)
 				return ret;
-			r->node.aux |= MRC_REGION_WATCHED;
+			r->flags |= MRC_REGION_WATCHED;
 		}
 		ret = provider_reg(cache, r);
 		if ((ret == -ENOMEM || ret == -EAGAIN) && !evicted) {
@@ -217,9 +217,9 @@ static int register_region(struct mrc_cache *cache, struct mrc_region *r)
 			return 0;
 		if (!ret)
 			cache->provider.dereg(cache->provider.ctx, r->handle);
-		if (r->node.aux & MRC_REGION_WATCHED)
+		if (r->flags & MRC_REGION_WATCHED)
 			mon->unwatch(&cache->monitor, r);
-		r->node.aux &= ~MRC_REGION_WATCHED;
+		r->flags &= ~MRC_REGION_WATCHED;
 		if (ret)
 			return register_failed(cache, r, ret);
 	}
@@ -230,8 +230,8 @@ static int register_region(struct mrc_cache *cache, struct mrc_region *r)
 static void init_region(struct mrc_region *r, const struct merge_set *set)
 {
 	mrc_itree_node_set_range(&r->node, set->start, set->end);
-	r->access = set->access;
-	r->node.aux = 0;
+	r->node.aux = set->access;
+	r->flags = 0;
 	r->handle = NULL;
 	r->lru_prev = r->lru_next = NULL;
 }
@@ -244,7 +244,7 @@ static void publish(struct mrc_cache *cache, struct mrc_region *r)
 	/* Pairs with the acquire in mrc_region_try_ref(). */
 	mrc_store_release(&r->state, 1);
 	mrc_itree_insert(&cache->tree, &r->node);
-	r->node.aux |= MRC_REGION_IN_TREE;
+	r->flags |= MRC_REGION_IN_TREE;
 	mrc_lru_add(cache, r);
 	cache->count.regions++;
 	cache->count.misses++;
@@ -266,9 +266,9 @@ static void mark_merging(const struct merge_set *set, int on)
 {
 	for (size_t i = 0; i < set->count; i++) {
 		if (on)
-			set->regions[i]->node.aux |= MRC_REGION_MERGING;
+			set->regions[i]->flags |= MRC_REGION_MERGING;
 		else
-			set->regions[i]->node.aux &= ~MRC_REGION_MERGING;
+			set->regions[i]->flags &= ~MRC_REGION_MERGING;
 	}
 }
 

@@ -298,7 +298,7 @@ static void handle_event(struct mrc_monitor *mon, const struct mrc_event *ev)
 	/* A stale event of a watch whose slot was reused since: ignore. */
 	if (!slot->region || slot->cookie != ev->cookie)
 		return;
-	if (slot->region->node.aux & MRC_REGION_IN_TREE) {
+	if (slot->region->flags & MRC_REGION_IN_TREE) {
 		mrc_region_kill(cache, slot->region);
 		cache->count.invalidations++;
 	}

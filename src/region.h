@@ -35,22 +35,34 @@ enum mrc_region_flags {
 };
 
 struct mrc_region {
-	/* First cache line: everything a hit writes and the tree walk reads. */
+	/*
+	 * First cache line: all a hit reads or writes. node.start/end is the
+	 * registered range, node.aux the access flags.
+	 */
 	uint64_t state;
-	struct mrc_itree_node node;	/* node.start/end: registered range,
-					 * node.aux: enum mrc_region_flags */
+	struct mrc_itree_node node;
 
-	/* Second line: read by a hit, written only under the cache lock. */
-	uint32_t access;
+	/* Second line: the lock holder's and the accessors'. */
+	uint32_t flags;			/* enum mrc_region_flags */
 	uint32_t index;			/* in the pool; names it in hint slots */
 	void *handle;			/* the provider's object */
 	struct mrc_region *lru_prev;
 	struct mrc_region *lru_next;	/* also the deferred-list link */
-	uint32_t last_use;		/* cache clock at the last hit */
-	uint32_t lru_stamp;		/* cache clock when queued in the LRU */
+	uint32_t lru_hits;		/* hit count when queued in the LRU */
 	uint32_t watch_id;		/* monitor's handle for this range */
 	uint32_t watch_gen;		/* low bits of the monitor's generation */
+	uint32_t reserved;
 };
+
+static inline uint32_t mrc_region_access_flags(const struct mrc_region *r)
+{
+	return r->node.aux;
+}
+
+static inline uint32_t mrc_region_hits(const struct mrc_region *r)
+{
+	return (uint32_t)(mrc_load_relaxed(&r->state) >> 32);
+}
 
 static inline uint64_t mrc_region_start(const struct mrc_region *r)
 {

@@ -18,7 +18,7 @@ size_t mrc_region_length(const struct mrc_region *region)
 
 uint32_t mrc_region_access(const struct mrc_region *region)
 {
-	return region->access;
+	return mrc_region_access_flags(region);
 }
 
 void *mrc_region_handle(const struct mrc_region *region)
