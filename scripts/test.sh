@@ -27,18 +27,35 @@ check_tree() {
 	fi
 }
 
+# Add up automake's per-tree summaries into one closing line.
+summary() {
+	local pass=0 fail=0 skip=0 log n
+	for log in "$builds"/*/test-suite.log; do
+		[[ -f $log ]] || continue
+		n=$(sed -n 's/^# PASS: *//p' "$log"); pass=$((pass + ${n:-0}))
+		n=$(sed -n 's/^# FAIL: *//p' "$log"); fail=$((fail + ${n:-0}))
+		n=$(sed -n 's/^# ERROR: *//p' "$log"); fail=$((fail + ${n:-0}))
+		n=$(sed -n 's/^# SKIP: *//p' "$log"); skip=$((skip + ${n:-0}))
+	done
+	echo "$pass passed, $fail failed, $skip skipped"
+}
+
 main() {
 	local what=${1:-all}
 
 	say "install dependencies"
 	"$repo/scripts/install-deps.sh"
 	check_tree default
-	[[ $what == default ]] && return 0
+	if [[ $what == default ]]; then
+		summary
+		return 0
+	fi
 	# The VM tests prove the kernel side once; sanitizers watch user space.
 	MRCACHE_VM_TESTS=0 check_tree asan --enable-sanitizer=address
 	MRCACHE_VM_TESTS=0 MRCACHE_STRESS_ITERS=20000 \
 		check_tree tsan --enable-sanitizer=thread
 	say "all tests passed"
+	summary
 }
 
 main "$@"
