@@ -149,6 +149,14 @@ static void fill_pattern(unsigned char *p, size_t len, unsigned int seed)
 		p[i] = (unsigned char)(seed * 29 + i * 13 + (i >> 11) + 1);
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static size_t count_bytes(const unsigned char *p, size_t len, unsigned char v)
 {
 	size_t n = 0;
@@ -790,6 +798,7 @@ START_TEST(ring_overflow_drops_every_region)
 	struct mrc_region *held, *r;
 	struct mrc_stats s;
 	int with_pressure;
+	double t0, drain_s;
 
 	make_unmerged_cache();
 	library_geometry(&entries, &slots);
@@ -816,7 +825,9 @@ START_TEST(ring_overflow_drops_every_region)
 
 	ck_assert_ptr_eq(map_anon(last, page, 1), last);
 	memset(last, 0x55, page);
+	t0 = now_s();
 	ck_assert_int_eq(mrc_cache_progress(cache), 0);
+	drain_s = now_s() - t0;
 	put_ok(held);
 	s = stats();
 	ck_assert_uint_eq(s.regions, 0);
@@ -830,10 +841,10 @@ START_TEST(ring_overflow_drops_every_region)
 	ck_assert_uint_eq(stats().reg_calls, s.reg_calls + 1);
 	write_through(r, last, page, 11);
 	ck_assert(!memcmp(last, src, page));
-	fprintf(stderr, "overflow: ring %u entries, %u watch slots: %ld regions invalidated%s -> %ld events queued + %ld overflow; after one drain %llu invalidations, 0 regions, module watches back to %ld; the next get registered anew, its WRITE landed\n",
+	fprintf(stderr, "overflow: ring %u entries, %u watch slots: %ld regions invalidated%s -> %ld events queued + %ld overflow; after one drain (%.2f s) %llu invalidations, 0 regions, module watches back to %ld; the next get registered anew, its WRITE landed\n",
 		entries, slots, n_idle + 1, with_pressure ? " + 1 PRESSURE" : "",
 		module_stat("events") - events, module_stat("overflows") - overflows,
-		(unsigned long long)s.invalidations, watches);
+		drain_s, (unsigned long long)s.invalidations, watches);
 	put_ok(r);
 	munmap(last, page);
 }
@@ -906,21 +917,18 @@ static int run_hog(long mib, int timeout_s, double *seconds)
 {
 	char arg[32];
 	char *argv[] = { "monitor_verbs_test", "--hog", arg, NULL };
-	struct timespec t0, t1;
+	double t0 = now_s();
 	pid_t pid;
 	int status;
 
 	snprintf(arg, sizeof(arg), "%ld", mib);
 	fflush(NULL);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* posix_spawn: no copy of our pinned pages, as fork() would make. */
 	ck_assert_int_eq(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv,
 				     environ), 0);
 	for (int i = 0; i < timeout_s * 10; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid) {
-			clock_gettime(CLOCK_MONOTONIC, &t1);
-			*seconds = (double)(t1.tv_sec - t0.tv_sec) +
-				   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+			*seconds = now_s() - t0;
 			return status;
 		}
 		usleep(100000);
