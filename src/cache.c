@@ -66,6 +66,12 @@ void mrc_cache_lock(struct mrc_cache *cache)
 	sync_monitor(cache);
 }
 
+/* Drain monitor events for a caller that took the lock by other means. */
+void mrc_cache_sync_locked(struct mrc_cache *cache)
+{
+	sync_monitor(cache);
+}
+
 void mrc_cache_unlock(struct mrc_cache *cache)
 {
 	mrc_drain_deferred(cache);
@@ -200,6 +206,7 @@ static int try_monitor(struct mrc_cache *cache,
 		return ret;
 	}
 	cache->monitor_events = mon->events;
+	cache->watch_gens = mon->generations;
 	cache->monitor_seen = mrc_load_acquire(mon->events);
 	return 0;
 }

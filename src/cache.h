@@ -46,6 +46,7 @@ struct mrc_cache {
 	uint32_t page_shift;
 	uint32_t check_pfn;
 	const uint32_t *monitor_events;
+	const uint64_t *watch_gens;	/* per-watch generations, or NULL */
 	uint32_t monitor_seen;		/* *monitor.events at the last drain */
 	uint32_t default_access;
 	int forked;			/* set in a child after fork() */
@@ -94,6 +95,7 @@ void mrc_pfn_destroy(struct mrc_cache *cache);
 /* cache.c: locking and region lifetime, shared by the files below. */
 void mrc_cache_lock(struct mrc_cache *cache);
 void mrc_cache_unlock(struct mrc_cache *cache);
+void mrc_cache_sync_locked(struct mrc_cache *cache);
 void mrc_region_kill(struct mrc_cache *cache, struct mrc_region *r);
 void mrc_drain_deferred(struct mrc_cache *cache);
 int mrc_fork_error(const struct mrc_cache *cache);

@@ -33,13 +33,55 @@ static int request_range(const struct mrc_cache *cache, const void *addr,
 	return 0;
 }
 
-/* Nothing the lock-free walk cannot see is waiting for the lock. */
-static inline int fast_path_open(const struct mrc_cache *cache)
+enum fast_path {
+	FAST_OPEN,		/* nothing pending: any cached region is valid */
+	FAST_CHECK_WATCH,	/* events pending: check the region's watch */
+	FAST_CLOSED,		/* only the locked path can answer */
+};
+
+static inline int monitor_quiet(const struct mrc_cache *cache)
 {
-	return !mrc_load_relaxed(&cache->deferred) &&
-	       !mrc_load_relaxed(&cache->forked) &&
-	       mrc_load_acquire(cache->monitor_events) ==
-			mrc_load_acquire(&cache->monitor_seen);
+	return mrc_load_acquire(cache->monitor_events) ==
+	       mrc_load_acquire(&cache->monitor_seen);
+}
+
+/*
+ * Events are pending. Drain them now if nobody holds the lock; if someone
+ * does, a monitor with per-watch generations still lets a hit prove its own
+ * region valid with one load instead of waiting for the lock.
+ */
+static enum fast_path events_pending(struct mrc_cache *cache)
+{
+	if (pthread_mutex_trylock(&cache->lock) == 0) {
+		mrc_cache_sync_locked(cache);
+		mrc_cache_unlock(cache);
+		if (monitor_quiet(cache) && !mrc_load_relaxed(&cache->deferred))
+			return FAST_OPEN;
+	}
+	return cache->watch_gens ? FAST_CHECK_WATCH : FAST_CLOSED;
+}
+
+static inline enum fast_path fast_path_state(struct mrc_cache *cache)
+{
+	if (mrc_unlikely(mrc_load_relaxed(&cache->deferred) ||
+			 mrc_load_relaxed(&cache->forked)))
+		return FAST_CLOSED;
+	if (mrc_likely(monitor_quiet(cache)))
+		return FAST_OPEN;
+	return events_pending(cache);
+}
+
+/*
+ * The kernel bumps a watch's generation before it changes the page tables
+ * under it, so an unchanged generation proves the region still maps the
+ * pages the application sees, whatever else is pending.
+ */
+static int watch_unchanged(const struct mrc_cache *cache,
+			   const struct mrc_region *r)
+{
+	return (r->flags & MRC_REGION_WATCHED) &&
+	       (uint32_t)mrc_load_acquire(&cache->watch_gens[r->watch_id]) ==
+			r->watch_gen;
 }
 
 static inline int region_serves(const struct mrc_region *r, uint64_t start,
@@ -213,12 +255,23 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 		return ret;
 	if (!access)
 		access = cache->default_access;
-	if (mrc_likely(fast_path_open(cache))) {
+	switch (fast_path_state(cache)) {
+	case FAST_OPEN:
 		r = lookup_fast(cache, start, end, access);
-		if (mrc_likely(r != NULL)) {
-			*region = r;
-			return 0;
+		break;
+	case FAST_CHECK_WATCH:
+		r = lookup_fast(cache, start, end, access);
+		if (r && !watch_unchanged(cache, r)) {
+			unref_unused(cache, r);
+			r = NULL;
 		}
+		break;
+	default:
+		r = NULL;
+	}
+	if (mrc_likely(r != NULL)) {
+		*region = r;
+		return 0;
 	}
 	return get_slow(cache, start, end, access, region);
 }

@@ -41,6 +41,12 @@ struct mrc_monitor {
 	const struct mrc_monitor_ops *ops;
 	struct mrc_cache *cache;
 	const uint32_t *events;	/* changes when drain() has work */
+	/*
+	 * Optional: per-watch generations indexed by region->watch_id; a
+	 * region whose entry still equals region->watch_gen (low 32 bits) is
+	 * valid even while other events wait to be drained.
+	 */
+	const uint64_t *generations;
 	void *priv;
 };
 

@@ -215,6 +215,7 @@ static int kmod_start(struct mrc_monitor *mon, struct mrc_cache *cache)
 		return ret;
 	}
 	mon->events = km->producer;
+	mon->generations = km->generations;
 	return 0;
 }
 

@@ -12,6 +12,8 @@ static int fake_reg(void *ctx, void *addr, size_t len, uint32_t access,
 	struct fake_provider *fake = ctx;
 	int ret = 0;
 
+	if (fake->reg_hook)
+		fake->reg_hook(fake->reg_hook_arg);
 	pthread_mutex_lock(&fake->lock);
 	if (fake->fail_count > 0) {
 		fake->fail_count--;

@@ -31,6 +31,9 @@ struct fake_provider {
 	int fail_next;		/* -errno returned by the next reg calls */
 	int fail_count;		/* ... this many times */
 	uint64_t byte_limit;	/* fail with -ENOMEM past this, 0 = none */
+	/* Called at the start of every reg call (under the cache lock). */
+	void (*reg_hook)(void *arg);
+	void *reg_hook_arg;
 };
 
 void fake_init(struct fake_provider *fake);

@@ -8,6 +8,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,84 @@ START_TEST(many_regions_then_unmap_all)
 }
 END_TEST
 
+/*
+ * A registration that blocks inside the provider holds the cache lock. A
+ * hit on another region must still be served while an unrelated event is
+ * pending (the region's watch generation proves it valid), and a region
+ * whose memory changed must not be.
+ */
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int entered;
+	int open;
+};
+
+static void wait_at_gate(void *arg)
+{
+	struct gate *g = arg;
+
+	pthread_mutex_lock(&g->lock);
+	g->entered = 1;
+	pthread_cond_broadcast(&g->cond);
+	while (!g->open)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+struct blocked_get {
+	void *addr;
+	struct mrc_region *region;
+	int ret;
+};
+
+static void *get_in_thread(void *arg)
+{
+	struct blocked_get *b = arg;
+
+	b->ret = mrc_get(cache, b->addr, page, 1, &b->region);
+	return NULL;
+}
+
+START_TEST(hit_proves_itself_while_lock_is_held)
+{
+	struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	char *p = map_pages(NULL, 8, 0);
+	struct blocked_get b = { .addr = p + 6 * page };
+	struct mrc_region *r;
+	size_t kept, gone;
+	pthread_t t;
+
+	kept = cache_idle(p, page);
+	gone = cache_idle(p + 2 * page, page);
+	fake.reg_hook = wait_at_gate;
+	fake.reg_hook_arg = &g;
+	ck_assert_int_eq(pthread_create(&t, NULL, get_in_thread, &b), 0);
+	pthread_mutex_lock(&g.lock);
+	while (!g.entered)
+		pthread_cond_wait(&g.cond, &g.lock);
+	pthread_mutex_unlock(&g.lock);
+
+	/* The other thread holds the cache lock inside the provider. */
+	ck_assert_int_eq(madvise(p + 2 * page, page, MADV_DONTNEED), 0);
+	r = get_ok(p, page);
+	ck_assert_uint_eq((uintptr_t)mrc_region_handle(r), kept);
+	ck_assert_int_eq(mrc_put(cache, r), 0);
+	ck_assert(!b.region);	/* still blocked: the hit did not wait */
+
+	pthread_mutex_lock(&g.lock);
+	g.open = 1;
+	pthread_cond_broadcast(&g.cond);
+	pthread_mutex_unlock(&g.lock);
+	pthread_join(t, NULL);
+	fake.reg_hook = NULL;
+	ck_assert_int_eq(b.ret, 0);
+	ck_assert_int_eq(mrc_put(cache, b.region), 0);
+	assert_reregistered(p + 2 * page, page, gone);
+	munmap(p, 8 * page);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("monitor_kmod");
@@ -261,6 +340,7 @@ int main(void)
 	tcase_add_test(tc, referenced_region_dies_at_last_put);
 	tcase_add_test(tc, progress_thread_releases_idle_regions);
 	tcase_add_test(tc, many_regions_then_unmap_all);
+	tcase_add_test(tc, hit_proves_itself_while_lock_is_held);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
