@@ -50,6 +50,9 @@ main() {
 		summary
 		return 0
 	fi
+	say "make distcheck (tarball builds and passes from a read-only tree)"
+	make -C "$builds/default" -s distcheck >"$builds/distcheck.log" 2>&1 ||
+		{ tail -n 80 "$builds/distcheck.log"; return 1; }
 	# The VM tests prove the kernel side once; sanitizers watch user space.
 	MRCACHE_VM_TESTS=0 check_tree asan --enable-sanitizer=address
 	MRCACHE_VM_TESTS=0 MRCACHE_STRESS_ITERS=20000 \
