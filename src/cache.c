@@ -386,10 +386,18 @@ int mrc_cache_stats(struct mrc_cache *cache, struct mrc_stats *stats)
 {
 	if (!cache || !stats)
 		return mrc_error(EINVAL, "%s is NULL", cache ? "stats" : "cache");
-	pthread_mutex_lock(&cache->lock);
+	if (mrc_load_relaxed(&cache->forked)) {
+		/* Counters only: no monitor or provider call in a child. */
+		pthread_mutex_lock(&cache->lock);
+		fill_stats(cache, stats);
+		pthread_mutex_unlock(&cache->lock);
+		return 0;
+	}
+	/* Drain first, so the counters include every event already posted. */
+	mrc_cache_lock(cache);
 	mrc_drain_deferred(cache);
 	fill_stats(cache, stats);
-	pthread_mutex_unlock(&cache->lock);
+	mrc_cache_unlock(cache);
 	return 0;
 }
 
