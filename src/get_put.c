@@ -145,12 +145,21 @@ static inline struct mrc_region *lookup_hints(struct mrc_cache *cache,
 
 	uint32_t entry[MRC_HINT_WAYS];
 	unsigned int match = 0;
+	struct mrc_region *r;
 
+	/* The most recent way first: a hot key is usually there. */
+	entry[0] = mrc_load_acquire(&set[0]);
+	if (mrc_likely(entry[0] >> MRC_HINT_INDEX_BITS == tag && entry[0])) {
+		r = mrc_region_at(&cache->pool, (entry[0] & MRC_HINT_INDEX_MASK) - 1);
+		r = take_if_serves(cache, r, start, end, access);
+		if (mrc_likely(r != NULL))
+			return r;
+	}
 	/*
-	 * Which way holds the key is random, so find the tag matches without
-	 * a branch per way; the one branch left is almost always taken once.
+	 * Which of the other ways holds the key is random, so find the tag
+	 * matches without a branch per way.
 	 */
-	for (int way = 0; way < MRC_HINT_WAYS; way++) {
+	for (int way = 1; way < MRC_HINT_WAYS; way++) {
 		/* Pairs with the release in mrc_hints_remember(). */
 		entry[way] = mrc_load_acquire(&set[way]);
 		match |= (unsigned int)(entry[way] != 0 &&
@@ -158,7 +167,6 @@ static inline struct mrc_region *lookup_hints(struct mrc_cache *cache,
 	}
 	while (match) {
 		int way = __builtin_ctz(match);
-		struct mrc_region *r;
 
 		match &= match - 1;
 		r = mrc_region_at(&cache->pool,
