@@ -260,7 +260,7 @@ static int query_watch(const void *addr, size_t len, struct mrc_query *out)
 static void assert_watch_fired(const void *addr, size_t len,
 			       unsigned int reason, const char *what)
 {
-	struct mrc_query q;
+	struct mrc_query q = { 0 };
 
 	ck_assert_msg(query_watch(addr, len, &q) == 0,
 		      "%s: the library has no watch of %p+%zu", what, addr, len);
