@@ -32,9 +32,16 @@
 
 #define MRC_KMOD_RING_MAX 16384
 
+/*
+ * What a watch id stands for: the region (pool index + 1, 0 when the slot
+ * is free) and the cookie given to the kernel, 8 bytes per slot. Cookies
+ * are 32-bit: a stale event is mistaken for a current one only if its slot
+ * was reused exactly 2^32 watches later, and then the cost is one needless
+ * re-registration.
+ */
 struct watch_slot {
-	struct mrc_region *region;	/* NULL when the slot is free */
-	uint64_t cookie;
+	uint32_t region;
+	uint32_t cookie;
 };
 
 struct kmod_monitor {
@@ -50,7 +57,7 @@ struct kmod_monitor {
 	uint32_t mask;
 	uint32_t slots;
 	uint64_t overflow_handled;
-	uint64_t next_cookie;
+	uint32_t next_cookie;
 	struct watch_slot *watches;	/* indexed by watch id */
 	pthread_t progress;
 	int wake_fd;			/* eventfd stopping the progress thread */
@@ -252,7 +259,7 @@ static int kmod_watch(struct mrc_monitor *mon, struct mrc_region *r)
 		return mrc_error(EPROTO, "%s returned watch id %u beyond its %u slots",
 				 MRC_DEVICE_PATH, w.id, km->slots);
 	}
-	km->watches[w.id] = (struct watch_slot){ r, w.cookie };
+	km->watches[w.id] = (struct watch_slot){ r->index + 1, (uint32_t)w.cookie };
 	r->watch_id = w.id;
 	/* Generations only grow; 32 bits tell a change from none. */
 	r->watch_gen = (uint32_t)w.generation;
@@ -278,7 +285,7 @@ static void kmod_unwatch(struct mrc_monitor *mon, struct mrc_region *r)
 	struct kmod_monitor *km = kmod(mon);
 	struct mrc_unwatch u = { .id = r->watch_id };
 
-	km->watches[r->watch_id].region = NULL;
+	km->watches[r->watch_id].region = 0;
 	if (ioctl(km->fd, MRC_IOC_UNWATCH, &u))
 		mrc_warn("MRC_IOC_UNWATCH %u failed: %s", u.id, strerror(errno));
 }
@@ -288,6 +295,7 @@ static void handle_event(struct mrc_monitor *mon, const struct mrc_event *ev)
 	struct kmod_monitor *km = kmod(mon);
 	struct mrc_cache *cache = mon->cache;
 	struct watch_slot *slot;
+	struct mrc_region *r;
 
 	if (ev->reason == MRC_REASON_PRESSURE) {
 		mrc_cache_evict_bytes_locked(cache, ev->end * mrc_page_size());
@@ -297,10 +305,11 @@ static void handle_event(struct mrc_monitor *mon, const struct mrc_event *ev)
 		return;
 	slot = &km->watches[ev->id];
 	/* A stale event of a watch whose slot was reused since: ignore. */
-	if (!slot->region || slot->cookie != ev->cookie)
+	if (!slot->region || slot->cookie != (uint32_t)ev->cookie)
 		return;
-	if (slot->region->flags & MRC_REGION_IN_TREE) {
-		mrc_region_kill(cache, slot->region);
+	r = mrc_region_at(&cache->pool, slot->region - 1);
+	if (r->flags & MRC_REGION_IN_TREE) {
+		mrc_region_kill(cache, r);
 		cache->count.invalidations++;
 	}
 }
