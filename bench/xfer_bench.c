@@ -193,17 +193,25 @@ static int xfer_pipelined(struct bench *b, unsigned char *src, size_t size)
 	return ret;
 }
 
+static int cache_get(struct bench *b, unsigned char *src, size_t size,
+		     struct mrc_region **r)
+{
+	int ret = mrc_get(b->cache, src, size, SRC_ACCESS, r);
+
+	if (ret)
+		fprintf(stderr, "xfer_bench: mrc_get(%p, %zu): %s\n", (void *)src,
+			size, mrc_last_error());
+	return ret;
+}
+
 static int xfer_cached(struct bench *b, unsigned char *src, size_t size)
 {
 	struct mrc_region *r;
 	int ret;
 
-	ret = mrc_get(b->cache, src, size, SRC_ACCESS, &r);
-	if (ret) {
-		fprintf(stderr, "xfer_bench: mrc_get(%p, %zu): %s\n", (void *)src,
-			size, mrc_last_error());
+	ret = cache_get(b, src, size, &r);
+	if (ret)
 		return ret;
-	}
 	ret = rdma_pair_write(&b->pair, src, size, mrc_region_lkey(r),
 			      (uintptr_t)b->dst, b->dst_mr->rkey);
 	mrc_put(b->cache, r);
@@ -235,13 +243,8 @@ static int part_hit(struct bench *b, unsigned char *src, size_t size)
 	struct mrc_region *r;
 	int ret;
 
-	ret = mrc_get(b->cache, src, size, SRC_ACCESS, &r);
-	if (ret) {
-		fprintf(stderr, "xfer_bench: mrc_get(%p, %zu): %s\n", (void *)src,
-			size, mrc_last_error());
-		return ret;
-	}
-	return mrc_put(b->cache, r);
+	ret = cache_get(b, src, size, &r);
+	return ret ? ret : mrc_put(b->cache, r);
 }
 
 static const xfer_fn xfer_fns[NMODES] = {

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cache_check.h"
 #include "fake_provider.h"
 #include "mrcache.h"
 
@@ -58,24 +59,17 @@ static void teardown(void)
 
 static struct mrc_region *get_ok(void *addr, size_t len, uint32_t access)
 {
-	struct mrc_region *r = NULL;
-	int ret = mrc_get(cache, addr, len, access, &r);
-
-	ck_assert_msg(ret == 0, "mrc_get: %d %s", ret, mrc_last_error());
-	return r;
+	return cache_get_ok(cache, addr, len, access);
 }
 
 static void put_ok(struct mrc_region *r)
 {
-	ck_assert_int_eq(mrc_put(cache, r), 0);
+	cache_put_ok(cache, r);
 }
 
 static struct mrc_stats stats(void)
 {
-	struct mrc_stats s;
-
-	ck_assert_int_eq(mrc_cache_stats(cache, &s), 0);
-	return s;
+	return cache_stats_ok(cache);
 }
 
 static struct mrc_cache_attr attr_merge(uint32_t merge)

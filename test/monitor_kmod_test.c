@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache_check.h"
 #include "fake_provider.h"
 #include "mrcache.h"
 
@@ -65,19 +66,12 @@ static char *map_pages(void *hint, size_t pages, int fixed)
 
 static struct mrc_region *get_ok(void *addr, size_t len)
 {
-	struct mrc_region *r = NULL;
-	int ret = mrc_get(cache, addr, len, 1, &r);
-
-	ck_assert_msg(ret == 0, "mrc_get: %s", mrc_last_error());
-	return r;
+	return cache_get_ok(cache, addr, len, 1);
 }
 
 static struct mrc_stats stats(void)
 {
-	struct mrc_stats s;
-
-	ck_assert_int_eq(mrc_cache_stats(cache, &s), 0);
-	return s;
+	return cache_stats_ok(cache);
 }
 
 /* Cache a range, leave it idle, and return the registration behind it. */

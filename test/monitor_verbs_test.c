@@ -40,6 +40,7 @@
 
 #include <infiniband/verbs.h>
 
+#include "cache_check.h"
 #include "mrcache.h"
 #include "mrcache_abi.h"
 #include "rdma_pair.h"
@@ -112,25 +113,17 @@ static void teardown(void)
 
 static struct mrc_stats stats(void)
 {
-	struct mrc_stats s;
-
-	ck_assert_int_eq(mrc_cache_stats(cache, &s), 0);
-	return s;
+	return cache_stats_ok(cache);
 }
 
 static struct mrc_region *get_ok(const void *addr, size_t len)
 {
-	struct mrc_region *r = NULL;
-	int ret = mrc_get(cache, addr, len, 0, &r);
-
-	ck_assert_msg(ret == 0, "mrc_get(%p, %zu) = %d: %s", addr, len, ret,
-		      mrc_last_error());
-	return r;
+	return cache_get_ok(cache, addr, len, 0);
 }
 
 static void put_ok(struct mrc_region *r)
 {
-	ck_assert_int_eq(mrc_put(cache, r), 0);
+	cache_put_ok(cache, r);
 }
 
 static unsigned char *map_anon(void *hint, size_t len, int fixed)

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Check assertions around the cache calls every test makes, so a failing
+ * call reports the library's own message.
+ */
+#ifndef MRC_CACHE_CHECK_H
+#define MRC_CACHE_CHECK_H
+
+#include <check.h>
+
+#include "mrcache.h"
+
+static inline struct mrc_region *cache_get_ok(struct mrc_cache *cache,
+					      const void *addr, size_t len,
+					      uint32_t access)
+{
+	struct mrc_region *r = NULL;
+	int ret = mrc_get(cache, addr, len, access, &r);
+
+	ck_assert_msg(ret == 0, "mrc_get(%p, %zu) = %d: %s", addr, len, ret,
+		      mrc_last_error());
+	return r;
+}
+
+static inline void cache_put_ok(struct mrc_cache *cache, struct mrc_region *r)
+{
+	int ret = mrc_put(cache, r);
+
+	ck_assert_msg(ret == 0, "mrc_put = %d: %s", ret, mrc_last_error());
+}
+
+static inline struct mrc_stats cache_stats_ok(struct mrc_cache *cache)
+{
+	struct mrc_stats s;
+
+	ck_assert_int_eq(mrc_cache_stats(cache, &s), 0);
+	return s;
+}
+
+#endif
