@@ -387,10 +387,12 @@ int mrc_cache_stats(struct mrc_cache *cache, struct mrc_stats *stats)
 	if (!cache || !stats)
 		return mrc_error(EINVAL, "%s is NULL", cache ? "stats" : "cache");
 	if (mrc_load_relaxed(&cache->forked)) {
-		/* Counters only: no monitor or provider call in a child. */
-		pthread_mutex_lock(&cache->lock);
+		/*
+		 * Counters only: no monitor or provider call in a child, and
+		 * no lock either: another thread of the parent may have held
+		 * it at fork(), and the child has no other thread.
+		 */
 		fill_stats(cache, stats);
-		pthread_mutex_unlock(&cache->lock);
 		return 0;
 	}
 	/* Drain first, so the counters include every event already posted. */

@@ -469,8 +469,10 @@ START_TEST(child_after_fork_cannot_use_parent_cache)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
+		struct mrc_stats s;
 		int ok = mrc_get(cache, P(0), page, 1, &c) == -EPERM &&
 			 mrc_put(cache, r) == -EPERM &&
+			 mrc_cache_stats(cache, &s) == 0 && s.regions == 1 &&
 			 mrc_cache_destroy(cache) == 0 &&
 			 fake.deregs == 0;	/* nothing torn down */
 		_exit(ok ? 0 : 1);
