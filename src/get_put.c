@@ -249,20 +249,14 @@ static int get_slow(struct mrc_cache *cache, uint64_t start, uint64_t end,
  * Return: 0; -EINVAL for bad arguments; -EPERM in a forked child; or the
  * provider's error after the cache evicted and retried.
  */
-int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
-	    uint32_t access, struct mrc_region **region)
+/* Everything but a hit in the newest way of a quiet cache's hint set. */
+static __attribute__((noinline)) int get_rest(struct mrc_cache *cache,
+					      uint64_t start, uint64_t end,
+					      uint32_t access,
+					      struct mrc_region **region)
 {
-	uint64_t start = 0, end = 0;
 	struct mrc_region *r;
-	int ret;
 
-	if (mrc_unlikely(!cache || !region))
-		return mrc_error(EINVAL, "%s is NULL", cache ? "region pointer" : "cache");
-	ret = request_range(cache, addr, len, &start, &end);
-	if (mrc_unlikely(ret))
-		return ret;
-	if (!access)
-		access = cache->default_access;
 	switch (fast_path_state(cache)) {
 	case FAST_OPEN:
 		r = lookup_fast(cache, start, end, access);
@@ -277,11 +271,64 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 	default:
 		r = NULL;
 	}
-	if (mrc_likely(r != NULL)) {
+	if (r) {
 		*region = r;
 		return 0;
 	}
 	return get_slow(cache, start, end, access, region);
+}
+
+/*
+ * The common hit, kept small so it needs few registers: the cache is quiet
+ * and the first way of the request's hint set whose tag matches names a
+ * region that serves it. The ways are matched without a branch each, since
+ * which one holds the key is random.
+ */
+static inline struct mrc_region *hit_first_match(struct mrc_cache *cache,
+						 uint64_t start, uint64_t end,
+						 uint32_t access)
+{
+	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
+	uint64_t hash = mrc_hints_hash(start >> cache->page_shift);
+	const uint32_t *set = &h->slot[mrc_hints_set(h, hash)];
+	uint32_t tag = (uint32_t)(hash & 0xff), entry = 0;
+
+	for (int way = MRC_HINT_WAYS - 1; way >= 0; way--) {
+		/* Pairs with the release in mrc_hints_remember(). */
+		uint32_t e = mrc_load_acquire(&set[way]);
+
+		entry = e && e >> MRC_HINT_INDEX_BITS == tag ? e : entry;
+	}
+	if (mrc_unlikely(!entry))
+		return NULL;
+	return take_if_serves(cache, mrc_region_at(&cache->pool,
+						   (entry & MRC_HINT_INDEX_MASK) - 1),
+			      start, end, access);
+}
+
+int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
+	    uint32_t access, struct mrc_region **region)
+{
+	uint64_t start = 0, end = 0;
+	struct mrc_region *r;
+	int ret;
+
+	if (mrc_unlikely(!cache || !region))
+		return mrc_error(EINVAL, "%s is NULL", cache ? "region pointer" : "cache");
+	ret = request_range(cache, addr, len, &start, &end);
+	if (mrc_unlikely(ret))
+		return ret;
+	if (!access)
+		access = cache->default_access;
+	if (mrc_likely(!mrc_load_relaxed(&cache->deferred) &&
+		       !mrc_load_relaxed(&cache->forked) && monitor_quiet(cache))) {
+		r = hit_first_match(cache, start, end, access);
+		if (mrc_likely(r != NULL)) {
+			*region = r;
+			return 0;
+		}
+	}
+	return get_rest(cache, start, end, access, region);
 }
 
 /**

@@ -5,7 +5,7 @@
  * the interval tree.
  *
  * A slot is 32 bits: an 8-bit tag of the key and the region's pool index
- * plus one (0 is empty), so the table costs 4 to 8 bytes per cached region.
+ * plus one (0 is empty), so the table costs 5 to 11 bytes per cached region.
  * A hint is only a guess: the hit path takes a reference on the region it
  * names and re-checks range and access, exactly as after a tree walk, so a
  * stale hint (a dead or recycled region) costs a tree walk, never a wrong
@@ -53,7 +53,10 @@ struct mrc_hint_table {
 
 int mrc_hints_init(struct mrc_hint_table *table);
 void mrc_hints_destroy(struct mrc_hint_table *table);
-void mrc_hints_grow(struct mrc_hint_table *table, size_t regions);
+/* Fills a new table before it replaces the current one. */
+typedef void (*mrc_hints_seed_fn)(struct mrc_hints *h, void *arg);
+void mrc_hints_grow(struct mrc_hint_table *table, size_t regions,
+		    mrc_hints_seed_fn seed, void *arg);
 
 static inline uint64_t mrc_hints_hash(uint64_t key)
 {
@@ -75,14 +78,13 @@ static inline uint32_t mrc_hints_entry(uint64_t hash, uint32_t index)
 }
 
 /*
- * Remember that region @index served the request at page @key; any thread,
- * no lock. Release pairs with the hit path's acquire of the slot, so a
- * reader that sees the index also sees the pool chunk holding it.
+ * Remember in table @h that region @index served the request at page @key;
+ * any thread, no lock. Release pairs with the hit path's acquire of the
+ * slot, so a reader that sees the index also sees the pool chunk holding it.
  */
-static inline void mrc_hints_remember(struct mrc_hint_table *table,
-				      uint64_t key, uint32_t index)
+static inline void mrc_hints_put(struct mrc_hints *h, uint64_t key,
+				 uint32_t index)
 {
-	struct mrc_hints *h = mrc_load_acquire(&table->current);
 	uint64_t hash = mrc_hints_hash(key);
 	uint32_t entry = mrc_hints_entry(hash, index);
 	uint32_t *set = &h->slot[mrc_hints_set(h, hash)];
@@ -99,6 +101,12 @@ static inline void mrc_hints_remember(struct mrc_hint_table *table,
 			return;
 		older = cur;
 	}
+}
+
+static inline void mrc_hints_remember(struct mrc_hint_table *table,
+				      uint64_t key, uint32_t index)
+{
+	mrc_hints_put(mrc_load_acquire(&table->current), key, index);
 }
 
 #endif /* MRC_HINTS_H */

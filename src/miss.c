@@ -236,6 +236,18 @@ static void init_region(struct mrc_region *r, const struct merge_set *set)
 	r->lru_prev = r->lru_next = NULL;
 }
 
+/*
+ * A grown hint table starts with a hint for each cached region under the
+ * key of its first page, so growth does not send every hit to the tree.
+ */
+static void seed_hints(struct mrc_hints *h, void *arg)
+{
+	struct mrc_cache *cache = arg;
+
+	for (struct mrc_region *r = cache->lru_head; r; r = r->lru_next)
+		mrc_hints_put(h, r->node.start >> cache->page_shift, r->index);
+}
+
 /* Put the registered region in service with one reference for the caller. */
 static void publish(struct mrc_cache *cache, struct mrc_region *r)
 {
@@ -251,7 +263,7 @@ static void publish(struct mrc_cache *cache, struct mrc_region *r)
 	cache->count.bytes_pinned += len;
 	if (cache->count.bytes_pinned > cache->count.peak_bytes_pinned)
 		cache->count.peak_bytes_pinned = cache->count.bytes_pinned;
-	mrc_hints_grow(&cache->hints, cache->tree.count);
+	mrc_hints_grow(&cache->hints, cache->tree.count, seed_hints, cache);
 }
 
 static void retire_merged(struct mrc_cache *cache, const struct merge_set *set)
