@@ -141,7 +141,7 @@ static inline struct mrc_region *lookup_hints(struct mrc_cache *cache,
 	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
 	uint64_t hash = mrc_hints_hash(key);
 	const uint32_t *set = &h->slot[mrc_hints_set(h, hash)];
-	uint32_t tag = (uint32_t)(hash & 0xff);
+	uint32_t tag = mrc_hints_tag(hash);
 
 	uint32_t entry[MRC_HINT_WAYS];
 	unsigned int match = 0;
@@ -291,13 +291,16 @@ static inline struct mrc_region *hit_first_match(struct mrc_cache *cache,
 	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
 	uint64_t hash = mrc_hints_hash(start >> cache->page_shift);
 	const uint32_t *set = &h->slot[mrc_hints_set(h, hash)];
-	uint32_t tag = (uint32_t)(hash & 0xff), entry = 0;
+	uint32_t tag = mrc_hints_tag(hash), entry = 0;
 
+#pragma GCC unroll 4
 	for (int way = MRC_HINT_WAYS - 1; way >= 0; way--) {
 		/* Pairs with the release in mrc_hints_remember(). */
 		uint32_t e = mrc_load_acquire(&set[way]);
+		/* All ones when this way matches: select without a branch. */
+		uint32_t keep = -(uint32_t)(e >> MRC_HINT_INDEX_BITS == tag);
 
-		entry = e && e >> MRC_HINT_INDEX_BITS == tag ? e : entry;
+		entry = (e & keep) | (entry & ~keep);
 	}
 	if (mrc_unlikely(!entry))
 		return NULL;

@@ -69,12 +69,21 @@ static inline uint64_t mrc_hints_set(const struct mrc_hints *h, uint64_t hash)
 	return (hash >> h->shift) & h->mask & ~(uint64_t)(MRC_HINT_WAYS - 1);
 }
 
+/*
+ * The tag of a key: 8 bits of its hash that the set index does not use,
+ * never 0, so an empty slot (all zero) matches no tag.
+ */
+static inline uint32_t mrc_hints_tag(uint64_t hash)
+{
+	return (uint32_t)(hash >> 24 & 0xff) | 1;
+}
+
 /* The slot value naming region @index for a key of @hash (0: none). */
 static inline uint32_t mrc_hints_entry(uint64_t hash, uint32_t index)
 {
 	if (index >= MRC_HINT_INDEX_MASK)
 		return 0;
-	return (uint32_t)(hash & 0xff) << MRC_HINT_INDEX_BITS | (index + 1);
+	return mrc_hints_tag(hash) << MRC_HINT_INDEX_BITS | (index + 1);
 }
 
 /*
