@@ -310,6 +310,46 @@ START_TEST(hit_proves_itself_while_lock_is_held)
 }
 END_TEST
 
+/*
+ * Two runtimes in one process, each with its own cache and so its own
+ * /dev/mrcache file: both see the same munmap, neither disturbs the other.
+ */
+START_TEST(two_caches_in_one_process)
+{
+	struct fake_provider other_fake;
+	struct mrc_provider prov;
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_MONITOR, .monitor = MRC_MONITOR_KMOD,
+	};
+	struct mrc_cache *other;
+	struct mrc_region *r;
+	/* A gap between p and q, so no cache merges their regions. */
+	char *p = map_pages(NULL, 12, 0);
+	char *q = p + 8 * page;
+	size_t h;
+
+	fake_init(&other_fake);
+	prov = fake_provider(&other_fake);
+	ck_assert_int_eq(mrc_cache_create(&prov, &attr, &other), 0);
+	h = cache_idle(p, 4 * page);
+	ck_assert_int_eq(mrc_get(other, p, 4 * page, 1, &r), 0);
+	ck_assert_int_eq(mrc_put(other, r), 0);
+	ck_assert_int_eq(mrc_get(other, q, 4 * page, 1, &r), 0);
+	ck_assert_int_eq(mrc_put(other, r), 0);
+
+	ck_assert_int_eq(munmap(p, 4 * page), 0);
+	map_pages(p, 4, 1);
+	assert_reregistered(p, 4 * page, h);
+	ck_assert_int_eq(mrc_cache_progress(other), 0);
+	ck_assert_uint_eq(cache_stats_ok(other).invalidations, 1);
+	ck_assert_uint_eq(other_fake.live, 1);	/* q's region is untouched */
+	ck_assert_int_eq(mrc_cache_destroy(other), 0);
+	ck_assert_uint_eq(other_fake.live, 0);
+	fake_fini(&other_fake);
+	munmap(p, 12 * page);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("monitor_kmod");
@@ -335,6 +375,7 @@ int main(void)
 	tcase_add_test(tc, progress_thread_releases_idle_regions);
 	tcase_add_test(tc, many_regions_then_unmap_all);
 	tcase_add_test(tc, hit_proves_itself_while_lock_is_held);
+	tcase_add_test(tc, two_caches_in_one_process);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
