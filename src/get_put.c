@@ -3,11 +3,13 @@
  * mrc_get() and mrc_put(): the hot path.
  *
  * A hit takes no lock and writes nothing shared but the region's own state
- * word: it walks the interval tree with acquire loads, takes a reference
- * with one compare-and-swap (which also counts the hit), and re-checks the
- * region it got. Everything that could make the walk's answer wrong (a
- * pending monitor event, a region waiting for deregistration, a fork) sends
- * the call to the locked slow path instead.
+ * word: it finds a candidate through the hint table (or, failing that, a
+ * walk of the interval tree with acquire loads), takes a reference with one
+ * compare-and-swap (which also counts the hit), and re-checks the region it
+ * got. What could make a lock-free answer wrong (a pending monitor event, a
+ * region waiting for deregistration, a fork) sends the call to the locked
+ * slow path instead, or, for pending events of the kernel monitor, to a
+ * check of the region's own watch generation.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -74,14 +76,15 @@ static inline enum fast_path fast_path_state(struct mrc_cache *cache)
 /*
  * The kernel bumps a watch's generation before it changes the page tables
  * under it, so an unchanged generation proves the region still maps the
- * pages the application sees, whatever else is pending.
+ * pages the application sees, whatever else is pending. Every region of a
+ * cache whose monitor has generations is watched, and its watch fields are
+ * set before it is published and kept while it is referenced.
  */
 static int watch_unchanged(const struct mrc_cache *cache,
 			   const struct mrc_region *r)
 {
-	return (r->flags & MRC_REGION_WATCHED) &&
-	       (uint32_t)mrc_load_acquire(&cache->watch_gens[r->watch_id]) ==
-			r->watch_gen;
+	return (uint32_t)mrc_load_acquire(&cache->watch_gens[r->watch_id]) ==
+	       r->watch_gen;
 }
 
 static inline int region_serves(const struct mrc_region *r, uint64_t start,
