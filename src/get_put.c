@@ -94,14 +94,26 @@ static inline int region_serves(const struct mrc_region *r, uint64_t start,
 	       (mrc_region_access_flags(r) & access) == access;
 }
 
-static inline void note_hit(struct mrc_cache *cache, struct mrc_region *r,
-			    uint64_t old_state)
+static inline void note_hit(struct mrc_cache *cache, uint64_t old_state)
 {
 	/* The hit counter in the state word wrapped: carry into the cache. */
 	if (mrc_unlikely((old_state >> 32) == UINT32_MAX))
 		mrc_fetch_add(&cache->hit_wraps, 1);
+}
+
+/*
+ * A hit is about to be handed out, every check passed: in paranoid mode,
+ * prove its pages are the ones registered. Only here, after the watch
+ * check, or a region about to be rejected would be reported as stale.
+ */
+static inline struct mrc_region *hit_out(struct mrc_cache *cache,
+					 struct mrc_region *r,
+					 struct mrc_region **region)
+{
 	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
 		mrc_pfn_verify(cache, r);
+	*region = r;
+	return r;
 }
 
 /* Drop a reference taken by a lookup that did not use it. */
@@ -133,7 +145,7 @@ static inline struct mrc_region *take_if_serves(struct mrc_cache *cache,
 		unref_unused(cache, r);
 		return NULL;
 	}
-	note_hit(cache, r, old);
+	note_hit(cache, old);
 	return r;
 }
 
@@ -212,7 +224,7 @@ static struct mrc_region *lookup_locked(struct mrc_cache *cache,
 		if (!region_serves(r, start, end, access))
 			continue;
 		if (mrc_region_try_ref(r, &old)) {
-			note_hit(cache, r, old);
+			note_hit(cache, old);
 			return r;
 		}
 	}
@@ -229,14 +241,14 @@ static int get_slow(struct mrc_cache *cache, uint64_t start, uint64_t end,
 		return mrc_fork_error(cache);
 	mrc_cache_lock(cache);
 	r = lookup_locked(cache, start, end, access);
-	if (!r)
-		ret = mrc_register_range(cache, start, end, access, &r);
+	if (r)
+		hit_out(cache, r, region);
+	else
+		ret = mrc_register_range(cache, start, end, access, region);
 	if (!ret)
 		mrc_hints_remember(&cache->hints, start >> cache->page_shift,
-				   r->index);
+				   (*region)->index);
 	mrc_cache_unlock(cache);
-	if (!ret)
-		*region = r;
 	return ret;
 }
 
@@ -275,7 +287,7 @@ static __attribute__((noinline)) int get_rest(struct mrc_cache *cache,
 		r = NULL;
 	}
 	if (r) {
-		*region = r;
+		hit_out(cache, r, region);
 		return 0;
 	}
 	return get_slow(cache, start, end, access, region);
@@ -330,7 +342,7 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 		       !mrc_load_relaxed(&cache->forked) && monitor_quiet(cache))) {
 		r = hit_first_match(cache, start, end, access);
 		if (mrc_likely(r != NULL)) {
-			*region = r;
+			hit_out(cache, r, region);
 			return 0;
 		}
 	}

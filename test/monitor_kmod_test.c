@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +351,109 @@ START_TEST(two_caches_in_one_process)
 }
 END_TEST
 
+/*
+ * Getters and a remapper race on 64 ranges. A range's rwlock keeps a
+ * getter's get, use and put apart from its remap (as an application's own
+ * synchronization would), so any hit after a remap must see the new pages:
+ * paranoid mode (MRCACHE_CHECK_PFN) aborts on a hit whose frames changed.
+ * The kernel monitor is what must make that true, including when a hit
+ * proves itself by watch generation while another thread holds the lock.
+ */
+#define RACE_RANGES 64
+#define RACE_PAGES 2
+
+struct race {
+	char *base;
+	char *spare;		/* where the remapper parks old pages */
+	pthread_rwlock_t lock[RACE_RANGES];
+	atomic_int stop;
+	atomic_long gets;
+	atomic_long remaps;
+};
+
+static char *race_range(struct race *rc, int i)
+{
+	return rc->base + (size_t)i * (RACE_PAGES + 1) * page;
+}
+
+static void *race_getter(void *arg)
+{
+	struct race *rc = arg;
+	unsigned int seed = (unsigned int)(uintptr_t)pthread_self();
+
+	while (!atomic_load(&rc->stop)) {
+		int i = rand_r(&seed) % RACE_RANGES;
+		struct mrc_region *r;
+
+		pthread_rwlock_rdlock(&rc->lock[i]);
+		ck_assert_int_eq(mrc_get(cache, race_range(rc, i), RACE_PAGES * page, 1, &r), 0);
+		ck_assert_int_eq(mrc_put(cache, r), 0);
+		pthread_rwlock_unlock(&rc->lock[i]);
+		atomic_fetch_add(&rc->gets, 1);
+	}
+	return NULL;
+}
+
+static void *race_remapper(void *arg)
+{
+	struct race *rc = arg;
+	unsigned int seed = 12345;
+
+	while (!atomic_load(&rc->stop)) {
+		int i = rand_r(&seed) % RACE_RANGES;
+		char *p = race_range(rc, i);
+
+		pthread_rwlock_wrlock(&rc->lock[i]);
+		/*
+		 * Move the old pages away (still alive) and fault new ones in
+		 * their place, so the new pages cannot reuse the old frames.
+		 */
+		ck_assert_ptr_eq(mremap(p, RACE_PAGES * page, RACE_PAGES * page,
+					MREMAP_MAYMOVE | MREMAP_FIXED, rc->spare), rc->spare);
+		map_pages(p, RACE_PAGES, 1);
+		ck_assert_int_eq(munmap(rc->spare, RACE_PAGES * page), 0);
+		pthread_rwlock_unlock(&rc->lock[i]);
+		atomic_fetch_add(&rc->remaps, 1);
+	}
+	return NULL;
+}
+
+START_TEST(concurrent_remaps_never_serve_stale_pages)
+{
+	struct race rc = { 0 };
+	pthread_t getters[3], remapper;
+	struct mrc_stats s;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "needs root for /proc/self/pagemap frames: not run\n");
+		return;
+	}
+	ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	setenv("MRCACHE_CHECK_PFN", "2", 1);
+	make_cache(0);
+	unsetenv("MRCACHE_CHECK_PFN");
+	rc.base = map_pages(NULL, RACE_RANGES * (RACE_PAGES + 1), 0);
+	rc.spare = map_pages(NULL, RACE_PAGES, 0);
+	for (int i = 0; i < RACE_RANGES; i++)
+		pthread_rwlock_init(&rc.lock[i], NULL);
+	for (int t = 0; t < 3; t++)
+		ck_assert_int_eq(pthread_create(&getters[t], NULL, race_getter, &rc), 0);
+	ck_assert_int_eq(pthread_create(&remapper, NULL, race_remapper, &rc), 0);
+	sleep(3);
+	atomic_store(&rc.stop, 1);
+	for (int t = 0; t < 3; t++)
+		pthread_join(getters[t], NULL);
+	pthread_join(remapper, NULL);
+	s = stats();
+	fprintf(stderr, "race: %ld gets, %ld remaps, %lu invalidations, %lu misses\n",
+		atomic_load(&rc.gets), atomic_load(&rc.remaps),
+		(unsigned long)s.invalidations, (unsigned long)s.misses);
+	ck_assert_uint_gt(s.invalidations, 0);
+	ck_assert_uint_gt(atomic_load(&rc.gets), 1000);
+	munmap(rc.base, RACE_RANGES * (RACE_PAGES + 1) * page);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("monitor_kmod");
@@ -376,6 +480,7 @@ int main(void)
 	tcase_add_test(tc, many_regions_then_unmap_all);
 	tcase_add_test(tc, hit_proves_itself_while_lock_is_held);
 	tcase_add_test(tc, two_caches_in_one_process);
+	tcase_add_test(tc, concurrent_remaps_never_serve_stale_pages);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
