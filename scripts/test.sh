@@ -57,6 +57,11 @@ main() {
 	MRCACHE_VM_TESTS=0 check_tree asan --enable-sanitizer=address
 	MRCACHE_VM_TESTS=0 MRCACHE_STRESS_ITERS=20000 \
 		check_tree tsan --enable-sanitizer=thread
+	# The kernel monitor's threads (progress thread, hits racing remaps)
+	# under TSan, against the real module in the VM.
+	say "kernel monitor under TSan (VM)"
+	make -C "$builds/tsan" -s check TESTS=test/monitor_kmod.sh ||
+		{ tail -n 60 "$builds/tsan/test/monitor_kmod.log"; return 1; }
 	say "all tests passed"
 	summary
 }
