@@ -27,17 +27,16 @@ check_tree() {
 	fi
 }
 
-# Add up automake's per-tree summaries into one closing line.
+# One closing line over every build tree: the last result of each test
+# (automake's .trs files), so a test rerun later counts once.
 summary() {
-	local pass=0 fail=0 skip=0 log n
-	for log in "$builds"/*/test-suite.log; do
-		[[ -f $log ]] || continue
-		n=$(sed -n 's/^# PASS: *//p' "$log"); pass=$((pass + ${n:-0}))
-		n=$(sed -n 's/^# FAIL: *//p' "$log"); fail=$((fail + ${n:-0}))
-		n=$(sed -n 's/^# ERROR: *//p' "$log"); fail=$((fail + ${n:-0}))
-		n=$(sed -n 's/^# SKIP: *//p' "$log"); skip=$((skip + ${n:-0}))
-	done
-	echo "$pass passed, $fail failed, $skip skipped"
+	local results
+	results=$(cat "$builds"/*/test/*.trs 2>/dev/null |
+		sed -n 's/^:test-result: //p')
+	printf '%d passed, %d failed, %d skipped\n' \
+		"$(grep -cx PASS <<<"$results")" \
+		"$(grep -cxE 'FAIL|ERROR|XPASS' <<<"$results")" \
+		"$(grep -cx SKIP <<<"$results")"
 }
 
 main() {
