@@ -268,7 +268,11 @@ static struct mrc_cache *cache_alloc(const struct mrc_provider *provider)
 	if (!cache->provider.name)
 		cache->provider.name = "custom";
 	mrc_itree_init(&cache->tree);
-	mrc_region_pool_init(&cache->pool);
+	if (mrc_region_pool_init(&cache->pool)) {
+		mrc_hints_destroy(&cache->hints);
+		free(cache);
+		return NULL;
+	}
 	cache->owner_pid = getpid();
 	return cache;
 }

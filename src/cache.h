@@ -50,7 +50,7 @@ struct mrc_cache {
 	uint32_t monitor_seen;		/* *monitor.events at the last drain */
 	uint32_t default_access;
 	int forked;			/* set in a child after fork() */
-	struct mrc_region_pool pool;	/* .chunks is read by hint lookups */
+	struct mrc_region_pool pool;	/* .base is read by hint lookups */
 
 	/* Regions whose last reference went away after they died. */
 	struct mrc_region *deferred __attribute__((aligned(64)));

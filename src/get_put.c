@@ -293,11 +293,16 @@ static __attribute__((noinline)) int get_rest(struct mrc_cache *cache,
 	return get_slow(cache, start, end, access, region);
 }
 
+typedef uint32_t mrc_u32x4 __attribute__((vector_size(16)));
+
 /*
  * The common hit, kept small so it needs few registers: the cache is quiet
- * and the first way of the request's hint set whose tag matches names a
- * region that serves it. The ways are matched without a branch each, since
- * which one holds the key is random.
+ * and a way of the request's hint set whose tag matches names a region that
+ * serves it. The four ways are compared at once (one vector compare where
+ * the target has vectors) and the matching entries ORed together: no
+ * branch, whichever way holds the key. Two matching ways (rare) mix their
+ * indexes into one that is either beyond the pool or names a region the
+ * check under the reference rejects; both end in the full lookup.
  */
 static inline struct mrc_region *hit_first_match(struct mrc_cache *cache,
 						 uint64_t start, uint64_t end,
@@ -306,21 +311,19 @@ static inline struct mrc_region *hit_first_match(struct mrc_cache *cache,
 	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
 	uint64_t hash = mrc_hints_hash(start >> cache->page_shift);
 	const uint32_t *set = &h->slot[mrc_hints_set(h, hash)];
-	uint32_t tag = mrc_hints_tag(hash), entry = 0;
+	/* Pairs with the release in mrc_hints_remember(). */
+	mrc_u32x4 e = {
+		mrc_load_acquire(&set[0]), mrc_load_acquire(&set[1]),
+		mrc_load_acquire(&set[2]), mrc_load_acquire(&set[3]),
+	};
+	mrc_u32x4 match = (mrc_u32x4)((e >> MRC_HINT_INDEX_BITS) == mrc_hints_tag(hash));
+	mrc_u32x4 hit = e & match;
+	uint32_t index = ((hit[0] | hit[1] | hit[2] | hit[3]) & MRC_HINT_INDEX_MASK) - 1;
 
-#pragma GCC unroll 4
-	for (int way = MRC_HINT_WAYS - 1; way >= 0; way--) {
-		/* Pairs with the release in mrc_hints_remember(). */
-		uint32_t e = mrc_load_acquire(&set[way]);
-		/* All ones when this way matches: select without a branch. */
-		uint32_t keep = -(uint32_t)(e >> MRC_HINT_INDEX_BITS == tag);
-
-		entry = (e & keep) | (entry & ~keep);
-	}
-	if (mrc_unlikely(!entry))
+	/* Also catches "no match": index 0 - 1 wraps to the top. */
+	if (mrc_unlikely(index >= mrc_load_relaxed(&cache->pool.capacity)))
 		return NULL;
-	return take_if_serves(cache, mrc_region_at(&cache->pool,
-						   (entry & MRC_HINT_INDEX_MASK) - 1),
+	return take_if_serves(cache, mrc_region_at(&cache->pool, index),
 			      start, end, access);
 }
 

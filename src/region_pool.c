@@ -1,85 +1,68 @@
 // SPDX-License-Identifier: BSD-2-Clause
-#include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "hints.h"
 #include "region.h"
 #include "region_pool.h"
 
-/*
- * Chunks hold only regions; the pool keeps the list of chunks in a separate
- * array, so a region costs its own size plus a fraction of a pointer.
- */
 /* Region plus its share of the hint table must stay within 128 bytes. */
 _Static_assert(sizeof(struct mrc_region) <= 112,
 	       "a region must stay within 112 bytes (doc/performance.md)");
 
-void mrc_region_pool_init(struct mrc_region_pool *pool)
+/*
+ * Hint slots name at most 2^24 regions, so reserve room for that many
+ * (1.75 GiB of address space, none of it memory until used). Address space
+ * is cheap but can be limited (RLIMIT_AS): settle for less if need be.
+ */
+#define MRC_POOL_MAX_REGIONS	((size_t)MRC_HINT_INDEX_MASK)
+#define MRC_POOL_MIN_REGIONS	((size_t)1 << 12)
+/* Made accessible 512 at a time: 56 KiB, a whole number of pages. */
+#define MRC_POOL_STEP		512
+
+int mrc_region_pool_init(struct mrc_region_pool *pool)
 {
 	memset(pool, 0, sizeof(*pool));
-}
+	for (size_t n = MRC_POOL_MAX_REGIONS; n >= MRC_POOL_MIN_REGIONS; n /= 2) {
+		void *p = mmap(NULL, n * sizeof(struct mrc_region), PROT_NONE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
-/* Copy the chunk array into a larger one; readers may still use the old. */
-static int grow_chunk_array(struct mrc_region_pool *pool)
-{
-	size_t cap = pool->chunks_cap ? 2 * pool->chunks_cap : 16;
-	struct mrc_region_chunk **grown;
-	void **retired;
-
-	retired = realloc(pool->retired, (pool->nretired + 1) * sizeof(*retired));
-	if (!retired)
-		return -1;
-	pool->retired = retired;
-	grown = calloc(cap, sizeof(*grown));
-	if (!grown)
-		return -1;
-	if (pool->nchunks)
-		memcpy(grown, pool->chunks, pool->nchunks * sizeof(*grown));
-	if (pool->chunks)
-		pool->retired[pool->nretired++] = pool->chunks;
-	/* Pairs with the acquire in mrc_region_at(). */
-	mrc_store_release(&pool->chunks, grown);
-	pool->chunks_cap = cap;
-	return 0;
-}
-
-static int remember_chunk(struct mrc_region_pool *pool,
-			  struct mrc_region_chunk *chunk)
-{
-	if (pool->nchunks == pool->chunks_cap && grow_chunk_array(pool))
-		return -1;
-	pool->chunks[pool->nchunks++] = chunk;
-	return 0;
+		if (p != MAP_FAILED) {
+			pool->base = p;
+			pool->reserved = n / MRC_POOL_STEP * MRC_POOL_STEP;
+			return 0;
+		}
+	}
+	return -ENOMEM;
 }
 
 static int grow(struct mrc_region_pool *pool)
 {
-	struct mrc_region_chunk *chunk;
+	struct mrc_region *step = pool->base + pool->capacity;
 
-	chunk = aligned_alloc(64, sizeof(*chunk));
-	if (!chunk)
+	if (pool->capacity + MRC_POOL_STEP > pool->reserved ||
+	    mprotect(step, MRC_POOL_STEP * sizeof(*step), PROT_READ | PROT_WRITE))
 		return -1;
-	memset(chunk, 0, sizeof(*chunk));
-	if (remember_chunk(pool, chunk)) {
-		free(chunk);
-		return -1;
-	}
-	for (int i = MRC_REGIONS_PER_CHUNK - 1; i >= 0; i--) {
-		struct mrc_region *r = &chunk->regions[i];
+	for (int i = MRC_POOL_STEP - 1; i >= 0; i--) {
+		struct mrc_region *r = &step[i];
 
 		/* Free regions are dead so no reader can take a reference. */
 		r->state = MRC_DEAD;
-		r->index = (uint32_t)((pool->nchunks - 1) * MRC_REGIONS_PER_CHUNK + i);
+		r->index = (uint32_t)(pool->capacity + (size_t)i);
 		r->lru_next = pool->free_list;
 		pool->free_list = r;
 	}
+	/* Read without the lock by the hit path, which bounds indexes by it. */
+	mrc_store_relaxed(&pool->capacity, pool->capacity + MRC_POOL_STEP);
 	return 0;
 }
 
 /**
  * mrc_region_alloc() - a dead, unpublished region, or NULL without memory.
  *
- * The caller holds the cache lock. Only the state word is meaningful; the
- * caller initializes the rest and then publishes the region.
+ * The caller holds the cache lock. Only the state word and the index are
+ * meaningful; the caller initializes the rest and then publishes the region.
  */
 struct mrc_region *mrc_region_alloc(struct mrc_region_pool *pool)
 {
@@ -103,11 +86,7 @@ void mrc_region_free(struct mrc_region_pool *pool, struct mrc_region *r)
 
 void mrc_region_pool_destroy(struct mrc_region_pool *pool)
 {
-	for (size_t i = 0; i < pool->nchunks; i++)
-		free(pool->chunks[i]);
-	for (size_t i = 0; i < pool->nretired; i++)
-		free(pool->retired[i]);
-	free(pool->retired);
-	free(pool->chunks);
+	if (pool->base)
+		munmap(pool->base, pool->reserved * sizeof(*pool->base));
 	memset(pool, 0, sizeof(*pool));
 }
