@@ -21,17 +21,18 @@ static int request_range(const struct mrc_cache *cache, const void *addr,
 			 size_t len, uint64_t *start, uint64_t *end)
 {
 	uint64_t mask = cache->page_mask;
-	uint64_t a = (uintptr_t)addr;
+	uint64_t a = (uintptr_t)addr, last, rounded;
 
-	if (!addr)
+	if (mrc_unlikely(!addr))
 		return mrc_error(EINVAL, "address is NULL");
-	if (!len)
+	if (mrc_unlikely(!len))
 		return mrc_error(EINVAL, "length is zero");
-	if (a > UINT64_MAX - mask || len > UINT64_MAX - mask - a)
+	if (mrc_unlikely(__builtin_add_overflow(a, len, &last) ||
+			 __builtin_add_overflow(last, mask, &rounded)))
 		return mrc_error(EINVAL, "range %p + %zu wraps around the address space",
 				 addr, len);
 	*start = a & ~mask;
-	*end = (a + len + mask) & ~mask;
+	*end = rounded & ~mask;
 	return 0;
 }
 
@@ -294,19 +295,18 @@ static __attribute__((noinline)) int get_rest(struct mrc_cache *cache,
 }
 
 typedef uint32_t mrc_u32x4 __attribute__((vector_size(16)));
+typedef uint64_t mrc_u64x2 __attribute__((vector_size(16)));
 
 /*
- * The common hit, kept small so it needs few registers: the cache is quiet
- * and a way of the request's hint set whose tag matches names a region that
- * serves it. The four ways are compared at once (one vector compare where
+ * The candidate for the common hit: the cache is quiet and a way of the
+ * request's hint set has the key's tag. The four ways are compared at once (one vector compare where
  * the target has vectors) and the matching entries ORed together: no
  * branch, whichever way holds the key. Two matching ways (rare) mix their
  * indexes into one that is either beyond the pool or names a region the
  * check under the reference rejects; both end in the full lookup.
  */
-static inline struct mrc_region *hit_first_match(struct mrc_cache *cache,
-						 uint64_t start, uint64_t end,
-						 uint32_t access)
+static inline struct mrc_region *hint_candidate(const struct mrc_cache *cache,
+						uint64_t start)
 {
 	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
 	uint64_t hash = mrc_hints_hash(start >> cache->page_shift);
@@ -317,20 +317,37 @@ static inline struct mrc_region *hit_first_match(struct mrc_cache *cache,
 		mrc_load_acquire(&set[2]), mrc_load_acquire(&set[3]),
 	};
 	mrc_u32x4 match = (mrc_u32x4)((e >> MRC_HINT_INDEX_BITS) == mrc_hints_tag(hash));
-	mrc_u32x4 hit = e & match;
-	uint32_t index = ((hit[0] | hit[1] | hit[2] | hit[3]) & MRC_HINT_INDEX_MASK) - 1;
+	mrc_u64x2 hit = (mrc_u64x2)(e & match);
+	uint64_t halves = hit[0] | hit[1];
+	uint32_t index = ((uint32_t)(halves | halves >> 32) & MRC_HINT_INDEX_MASK) - 1;
 
 	/* Also catches "no match": index 0 - 1 wraps to the top. */
 	if (mrc_unlikely(index >= mrc_load_relaxed(&cache->pool.capacity)))
 		return NULL;
-	return take_if_serves(cache, mrc_region_at(&cache->pool, index),
-			      start, end, access);
+	return mrc_region_at(&cache->pool, index);
 }
 
+/* The candidate did not serve after all: drop it and look properly. */
+static __attribute__((noinline)) int reject_then_get(struct mrc_cache *cache,
+						     struct mrc_region *r,
+						     uint64_t start, uint64_t end,
+						     uint32_t access,
+						     struct mrc_region **region)
+{
+	unref_unused(cache, r);
+	return get_rest(cache, start, end, access, region);
+}
+
+/*
+ * The hit path proper. It is arranged so that no value is live across a
+ * call on the way to a hit (every call is the last thing its branch does),
+ * which lets the compiler keep it in scratch registers: no saves, no
+ * restores.
+ */
 int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 	    uint32_t access, struct mrc_region **region)
 {
-	uint64_t start = 0, end = 0;
+	uint64_t start = 0, end = 0, old;
 	struct mrc_region *r;
 	int ret;
 
@@ -341,15 +358,19 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 		return ret;
 	if (!access)
 		access = cache->default_access;
-	if (mrc_likely(!mrc_load_relaxed(&cache->deferred) &&
-		       !mrc_load_relaxed(&cache->forked) && monitor_quiet(cache))) {
-		r = hit_first_match(cache, start, end, access);
-		if (mrc_likely(r != NULL)) {
-			hit_out(cache, r, region);
-			return 0;
-		}
-	}
-	return get_rest(cache, start, end, access, region);
+	if (mrc_unlikely(mrc_load_relaxed(&cache->deferred) ||
+			 mrc_load_relaxed(&cache->forked) || !monitor_quiet(cache)))
+		return get_rest(cache, start, end, access, region);
+	r = hint_candidate(cache, start);
+	if (mrc_unlikely(!r || !mrc_region_try_ref(r, &old)))
+		return get_rest(cache, start, end, access, region);
+	if (mrc_unlikely(!region_serves(r, start, end, access)))
+		return reject_then_get(cache, r, start, end, access, region);
+	note_hit(cache, old);
+	*region = r;
+	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
+		mrc_pfn_verify(cache, r);
+	return 0;
 }
 
 /**
