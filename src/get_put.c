@@ -298,15 +298,16 @@ typedef uint32_t mrc_u32x4 __attribute__((vector_size(16)));
 typedef uint64_t mrc_u64x2 __attribute__((vector_size(16)));
 
 /*
- * The candidate for the common hit: the cache is quiet and a way of the
- * request's hint set has the key's tag. The four ways are compared at once (one vector compare where
- * the target has vectors) and the matching entries ORed together: no
- * branch, whichever way holds the key. Two matching ways (rare) mix their
- * indexes into one that is either beyond the pool or names a region the
- * check under the reference rejects; both end in the full lookup.
+ * The pool index of the common hit's candidate: a way of the request's hint
+ * set with the key's tag. The four ways are compared at once (one vector
+ * compare where the target has vectors) and the matching entries ORed
+ * together: no branch, whichever way holds the key. No match gives index
+ * -1; two matching ways (rare) mix their indexes into one that is either
+ * beyond the pool or names a region the check under the reference
+ * rejects. All of these end in the full lookup.
  */
-static inline struct mrc_region *hint_candidate(const struct mrc_cache *cache,
-						uint64_t start)
+static inline uint32_t hint_candidate(const struct mrc_cache *cache,
+				      uint64_t start)
 {
 	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
 	uint64_t hash = mrc_hints_hash(start >> cache->page_shift);
@@ -319,12 +320,8 @@ static inline struct mrc_region *hint_candidate(const struct mrc_cache *cache,
 	mrc_u32x4 match = (mrc_u32x4)((e >> MRC_HINT_INDEX_BITS) == mrc_hints_tag(hash));
 	mrc_u64x2 hit = (mrc_u64x2)(e & match);
 	uint64_t halves = hit[0] | hit[1];
-	uint32_t index = ((uint32_t)(halves | halves >> 32) & MRC_HINT_INDEX_MASK) - 1;
 
-	/* Also catches "no match": index 0 - 1 wraps to the top. */
-	if (mrc_unlikely(index >= mrc_load_relaxed(&cache->pool.capacity)))
-		return NULL;
-	return mrc_region_at(&cache->pool, index);
+	return ((uint32_t)(halves | halves >> 32) & MRC_HINT_INDEX_MASK) - 1;
 }
 
 /* The candidate did not serve after all: drop it and look properly. */
@@ -349,6 +346,7 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 {
 	uint64_t start = 0, end = 0, old;
 	struct mrc_region *r;
+	uint32_t index;
 	int ret;
 
 	if (mrc_unlikely(!cache || !region))
@@ -358,11 +356,16 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 		return ret;
 	if (!access)
 		access = cache->default_access;
+	/* A forked child fails monitor_quiet() (registry.c). */
 	if (mrc_unlikely(mrc_load_relaxed(&cache->deferred) ||
-			 mrc_load_relaxed(&cache->forked) || !monitor_quiet(cache)))
+			 !monitor_quiet(cache)))
 		return get_rest(cache, start, end, access, region);
-	r = hint_candidate(cache, start);
-	if (mrc_unlikely(!r || !mrc_region_try_ref(r, &old)))
+	index = hint_candidate(cache, start);
+	/* Also catches "no candidate": index 0 - 1 wraps to the top. */
+	if (mrc_unlikely(index >= mrc_load_relaxed(&cache->pool.capacity)))
+		return get_rest(cache, start, end, access, region);
+	r = mrc_region_at(&cache->pool, index);
+	if (mrc_unlikely(!mrc_region_try_ref(r, &old)))
 		return get_rest(cache, start, end, access, region);
 	if (mrc_unlikely(!region_serves(r, start, end, access)))
 		return reject_then_get(cache, r, start, end, access, region);

@@ -27,10 +27,22 @@ static void after_fork_parent(void)
 	pthread_mutex_unlock(&registry_lock);
 }
 
+/*
+ * The hit path does not test the fork flag: it compares the monitor's event
+ * word with the value it last drained. In the child that word may live in a
+ * mapping fork did not copy (the kernel monitor's ring), so point it at a
+ * word that never equals what was drained: every call then takes the path
+ * that checks the fork flag.
+ */
+static const uint32_t never_drained;
+
 static void after_fork_child(void)
 {
-	for (struct mrc_cache *c = registry_head; c; c = c->registry_next)
+	for (struct mrc_cache *c = registry_head; c; c = c->registry_next) {
 		mrc_store_relaxed(&c->forked, 1);
+		c->monitor_events = &never_drained;
+		c->monitor_seen = 1;
+	}
 	pthread_mutex_unlock(&registry_lock);
 }
 
