@@ -89,7 +89,8 @@ static inline uint32_t mrc_hints_entry(uint64_t hash, uint32_t index)
 /*
  * Remember in table @h that region @index served the request at page @key;
  * any thread, no lock. Release pairs with the hit path's acquire of the
- * slot, so a reader that sees the index also sees the pool chunk holding it.
+ * slot, so a reader that sees the index also sees the region it names
+ * initialized and the pool grown to hold it.
  */
 static inline void mrc_hints_put(struct mrc_hints *h, uint64_t key,
 				 uint32_t index)
