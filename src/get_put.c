@@ -107,14 +107,20 @@ static inline void note_hit(struct mrc_cache *cache, uint64_t old_state)
  * prove its pages are the ones registered. Only here, after the watch
  * check, or a region about to be rejected would be reported as stale.
  */
-static inline struct mrc_region *hit_out(struct mrc_cache *cache,
-					 struct mrc_region *r,
-					 struct mrc_region **region)
+static inline void hit_out(struct mrc_cache *cache, struct mrc_region *r,
+			   struct mrc_region **region)
 {
 	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
 		mrc_pfn_verify(cache, r);
 	*region = r;
-	return r;
+}
+
+/* A reference was dropped, leaving @state: was it a dead region's last? */
+static inline void release_if_last(struct mrc_cache *cache,
+				   struct mrc_region *r, uint64_t state)
+{
+	if (mrc_unlikely((state & (MRC_DEAD | MRC_REF_MASK)) == MRC_DEAD))
+		mrc_cache_release_dead(cache, r);
 }
 
 /* Drop a reference taken by a lookup that did not use it. */
@@ -124,8 +130,7 @@ static void unref_unused(struct mrc_cache *cache, struct mrc_region *r)
 
 	while (!mrc_cas(&r->state, &v, v - 1 - MRC_HIT_ONE))
 		;
-	if (((v - 1) & (MRC_DEAD | MRC_REF_MASK)) == MRC_DEAD)
-		mrc_cache_release_dead(cache, r);
+	release_if_last(cache, r, v - 1);
 }
 
 /*
@@ -150,43 +155,35 @@ static inline struct mrc_region *take_if_serves(struct mrc_cache *cache,
 	return r;
 }
 
-static inline struct mrc_region *lookup_hints(struct mrc_cache *cache,
-					      uint64_t key, uint64_t start,
-					      uint64_t end, uint32_t access)
+/* The request's hint set (its four slots) and the tag its key carries. */
+static inline const uint32_t *hint_set(const struct mrc_cache *cache,
+				       uint64_t start, uint32_t *tag)
 {
 	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
-	uint64_t hash = mrc_hints_hash(key);
-	const uint32_t *set = &h->slot[mrc_hints_set(h, hash)];
-	uint32_t tag = mrc_hints_tag(hash);
+	uint64_t hash = mrc_hints_hash(start >> cache->page_shift);
 
-	uint32_t entry[MRC_HINT_WAYS];
-	unsigned int match = 0;
-	struct mrc_region *r;
+	*tag = mrc_hints_tag(hash);
+	return &h->slot[mrc_hints_set(h, hash)];
+}
 
-	/* The most recent way first: a hot key is usually there. */
-	entry[0] = mrc_load_acquire(&set[0]);
-	if (mrc_likely(entry[0] >> MRC_HINT_INDEX_BITS == tag && entry[0])) {
-		r = mrc_region_at(&cache->pool, (entry[0] & MRC_HINT_INDEX_MASK) - 1);
-		r = take_if_serves(cache, r, start, end, access);
-		if (mrc_likely(r != NULL))
-			return r;
-	}
-	/*
-	 * Which of the other ways holds the key is random, so find the tag
-	 * matches without a branch per way.
-	 */
-	for (int way = 1; way < MRC_HINT_WAYS; way++) {
+/*
+ * Every way whose tag matches, one at a time: the exact counterpart of
+ * hint_candidate(), for when the candidate it gave did not serve.
+ */
+static struct mrc_region *lookup_hints(struct mrc_cache *cache, uint64_t start,
+				       uint64_t end, uint32_t access)
+{
+	uint32_t tag;
+	const uint32_t *set = hint_set(cache, start, &tag);
+
+	for (int way = 0; way < MRC_HINT_WAYS; way++) {
 		/* Pairs with the release in mrc_hints_remember(). */
-		entry[way] = mrc_load_acquire(&set[way]);
-		match |= (unsigned int)(entry[way] != 0 &&
-					entry[way] >> MRC_HINT_INDEX_BITS == tag) << way;
-	}
-	while (match) {
-		int way = __builtin_ctz(match);
+		uint32_t entry = mrc_load_acquire(&set[way]);
+		struct mrc_region *r;
 
-		match &= match - 1;
-		r = mrc_region_at(&cache->pool,
-				  (entry[way] & MRC_HINT_INDEX_MASK) - 1);
+		if (entry >> MRC_HINT_INDEX_BITS != tag)
+			continue;
+		r = mrc_region_at(&cache->pool, (entry & MRC_HINT_INDEX_MASK) - 1);
 		r = take_if_serves(cache, r, start, end, access);
 		if (r)
 			return r;
@@ -197,16 +194,16 @@ static inline struct mrc_region *lookup_hints(struct mrc_cache *cache,
 static struct mrc_region *lookup_fast(struct mrc_cache *cache, uint64_t start,
 				      uint64_t end, uint32_t access)
 {
-	uint64_t key = start >> cache->page_shift;
 	struct mrc_region *r;
 
-	r = lookup_hints(cache, key, start, end, access);
-	if (mrc_likely(r != NULL))
+	r = lookup_hints(cache, start, end, access);
+	if (r)
 		return r;
 	r = mrc_node_region(mrc_itree_find_containing(&cache->tree, start, end));
 	r = take_if_serves(cache, r, start, end, access);
 	if (r)
-		mrc_hints_remember(&cache->hints, key, r->index);
+		mrc_hints_remember(&cache->hints, start >> cache->page_shift,
+				   r->index);
 	return r;
 }
 
@@ -253,19 +250,7 @@ static int get_slow(struct mrc_cache *cache, uint64_t start, uint64_t end,
 	return ret;
 }
 
-/**
- * mrc_get() - a registration covering [addr, addr + len) with @access.
- * @cache: the cache.
- * @addr: start of the range (any alignment).
- * @len: bytes, at least 1.
- * @access: provider access flags (IBV_ACCESS_* for verbs); 0 means the
- *          cache's default. A region with more flags than asked serves too.
- * @region: receives a referenced region; release it with mrc_put().
- *
- * Return: 0; -EINVAL for bad arguments; -EPERM in a forked child; or the
- * provider's error after the cache evicted and retried.
- */
-/* Everything but a hit in the newest way of a quiet cache's hint set. */
+/* Everything but a hit on hint_candidate() in a quiet cache. */
 static __attribute__((noinline)) int get_rest(struct mrc_cache *cache,
 					      uint64_t start, uint64_t end,
 					      uint32_t access,
@@ -309,15 +294,14 @@ typedef uint64_t mrc_u64x2 __attribute__((vector_size(16)));
 static inline uint32_t hint_candidate(const struct mrc_cache *cache,
 				      uint64_t start)
 {
-	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
-	uint64_t hash = mrc_hints_hash(start >> cache->page_shift);
-	const uint32_t *set = &h->slot[mrc_hints_set(h, hash)];
+	uint32_t tag;
+	const uint32_t *set = hint_set(cache, start, &tag);
 	/* Pairs with the release in mrc_hints_remember(). */
 	mrc_u32x4 e = {
 		mrc_load_acquire(&set[0]), mrc_load_acquire(&set[1]),
 		mrc_load_acquire(&set[2]), mrc_load_acquire(&set[3]),
 	};
-	mrc_u32x4 match = (mrc_u32x4)((e >> MRC_HINT_INDEX_BITS) == mrc_hints_tag(hash));
+	mrc_u32x4 match = (mrc_u32x4)((e >> MRC_HINT_INDEX_BITS) == tag);
 	mrc_u64x2 hit = (mrc_u64x2)(e & match);
 	uint64_t halves = hit[0] | hit[1];
 
@@ -335,11 +319,21 @@ static __attribute__((noinline)) int reject_then_get(struct mrc_cache *cache,
 	return get_rest(cache, start, end, access, region);
 }
 
-/*
- * The hit path proper. It is arranged so that no value is live across a
- * call on the way to a hit (every call is the last thing its branch does),
- * which lets the compiler keep it in scratch registers: no saves, no
- * restores.
+/**
+ * mrc_get() - a registration covering [addr, addr + len) with @access.
+ * @cache: the cache.
+ * @addr: start of the range (any alignment).
+ * @len: bytes, at least 1.
+ * @access: provider access flags (IBV_ACCESS_* for verbs); 0 means the
+ *          cache's default. A region with more flags than asked serves too.
+ * @region: receives a referenced region; release it with mrc_put().
+ *
+ * Return: 0; -EINVAL for bad arguments; -EPERM in a forked child; or the
+ * provider's error after the cache evicted and retried.
+ *
+ * The hit path is arranged so that no value is live across a call on the
+ * way to a hit (every call is the last thing its branch does), which lets
+ * the compiler keep it in scratch registers.
  */
 int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 	    uint32_t access, struct mrc_region **region)
@@ -396,7 +390,6 @@ int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 			return mrc_error(EINVAL, "region %p holds no reference (put twice?)",
 					 (void *)region);
 	} while (!mrc_cas(&region->state, &v, v - 1));
-	if (mrc_unlikely(((v - 1) & (MRC_DEAD | MRC_REF_MASK)) == MRC_DEAD))
-		mrc_cache_release_dead(cache, region);
+	release_if_last(cache, region, v - 1);
 	return 0;
 }
