@@ -56,7 +56,27 @@
  */
 #define MRC_FEAT_INFO_EVENTS	(1ULL << 1)
 
-#define MRC_FEAT_ALL		(MRC_FEAT_PRESSURE | MRC_FEAT_INFO_EVENTS)
+/*
+ * The header's `sequence` word moves after everything the kernel tells
+ * user space: an event queued, an overflow counted, a pressure request
+ * raised.  It is the one word a lock-free reader needs to compare with
+ * the value it saw at its last drain; the producer index alone does not
+ * move on an overflow, so a reader watching only the producer can miss
+ * one for good (see doc/kmod-design.md, "The overflow protocol").
+ */
+#define MRC_FEAT_SEQUENCE	(1ULL << 2)
+/*
+ * With MRC_FEAT_PRESSURE: pressure requests are not posted into the ring
+ * (where a full ring would turn them into an overflow, which means "an
+ * invalidation may have been lost") but added to the header's `pressure`
+ * counter (pages, only grows).  A new request is raised only once user
+ * space acknowledged the previous one by storing `pressure` into
+ * `pressure_seen`.
+ */
+#define MRC_FEAT_PRESSURE_COUNTER (1ULL << 3)
+
+#define MRC_FEAT_ALL		(MRC_FEAT_PRESSURE | MRC_FEAT_INFO_EVENTS | \
+				 MRC_FEAT_SEQUENCE | MRC_FEAT_PRESSURE_COUNTER)
 
 /* ------------------------------------------------------------------ */
 /* MRC_IOC_API: handshake                                              */
@@ -82,7 +102,12 @@ struct mrc_ring_offsets {
 	__u32 overflow_seen;	/* __u64, written by user space, see poll */
 	__u32 events;		/* struct mrc_event[entries] */
 	__u32 generations;	/* __u64[watch_slots] */
-	__u32 resv[6];		/* zero */
+	__u32 sequence;		/* __u32, written by the kernel (release);
+				 * 0 without MRC_FEAT_SEQUENCE */
+	__u32 pressure;		/* __u64, pages requested, only grows;
+				 * 0 without MRC_FEAT_PRESSURE_COUNTER */
+	__u32 pressure_seen;	/* __u64, written by user space */
+	__u32 resv[3];		/* zero */
 };
 
 struct mrc_api {
@@ -158,14 +183,24 @@ struct mrc_query {
  * REARM: make an INVALID watch ARMED again (events resume) and return the
  * generation to validate against from now on.  Waits for an invalidation
  * that is still running on the range to finish first.
+ *
+ * An INVALID watch posts no events but its generation still moves with
+ * every invalidation.  A caller that re-registers the range must read the
+ * generation *before* it pins the pages and pass it with
+ * MRC_REARM_EXPECT: if any invalidation hit the range since, REARM fails
+ * with -ESTALE (the watch stays INVALID) and the registration must not be
+ * trusted.  Without the flag REARM trusts whatever happened before it.
  */
+#define MRC_REARM_EXPECT	(1U << 0)
+
 struct mrc_rearm {
 	/* in */
 	__u32 id;
-	__u32 flags;		/* must be 0 */
+	__u32 flags;		/* MRC_REARM_* */
 	/* out */
 	__u64 generation;
-	__u64 reserved[2];	/* in: must be 0 */
+	__u64 expected;		/* in: with MRC_REARM_EXPECT, else 0 */
+	__u64 reserved;		/* in: must be 0 */
 };
 
 #define MRC_IOC_API	_IOWR(MRC_IOC_MAGIC, 0x00, struct mrc_api)

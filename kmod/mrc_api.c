@@ -60,6 +60,10 @@ static int mrc_api_answer(const struct mrc_api *in, struct mrc_api *out,
 		return -EINVAL;
 	if (!probe && (in->features & ~MRC_FEAT_ALL))
 		return -EINVAL;
+	/* A counter nobody is told about would be a silent no-op. */
+	if (!probe && (in->features & MRC_FEAT_PRESSURE_COUNTER) &&
+	    !(in->features & MRC_FEAT_PRESSURE))
+		return -EINVAL;
 	ret = mrc_api_entries(in->ring_entries, &entries);
 	if (!ret)
 		ret = mrc_api_slots(in->watch_slots, &slots);
@@ -111,7 +115,8 @@ static int mrc_file_setup(struct mrc_file *f, const struct mrc_geometry *geo,
  * @uarg: struct mrc_api
  *
  * Return: 0; -EFAULT; -EINVAL for a wrong ABI version, unknown flags or
- * features, non-zero reserved fields or out-of-range sizes; -EBUSY if
+ * features, MRC_FEAT_PRESSURE_COUNTER without MRC_FEAT_PRESSURE, non-zero
+ * reserved fields or out-of-range sizes; -EBUSY if
  * the file was already set up; -ENOMEM.  Only a successful non-probe call
  * changes the file.
  */

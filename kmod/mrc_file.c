@@ -6,7 +6,8 @@
  * on the file's state first checks current->mm: a forked child (or any
  * process that got the fd passed) gets -EPERM, EPOLLERR from poll, and
  * never sees or changes the owner's watches or ring.  The ring mapping is
- * VM_DONTCOPY, so a child does not even inherit the pages.
+ * VM_DONTCOPY (locked in place by VM_IO), so a child does not even
+ * inherit the pages.
  */
 #include <linux/fs.h>
 #include <linux/mm.h>
@@ -125,7 +126,12 @@ static int mrc_mmap(struct file *file, struct vm_area_struct *vma)
 	if (vma->vm_flags & VM_EXEC)
 		return -EPERM;
 	vma->vm_flags &= ~VM_MAYEXEC;
-	vma->vm_flags |= VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP;
+	/*
+	 * VM_IO makes madvise(MADV_DOFORK) fail with -EINVAL, so the
+	 * VM_DONTCOPY that keeps a child from sharing the live ring cannot
+	 * be cleared from user space.
+	 */
+	vma->vm_flags |= VM_DONTCOPY | VM_DONTEXPAND | VM_DONTDUMP | VM_IO;
 	return mrc_ring_mmap(&f->ring, vma);
 }
 

@@ -48,14 +48,16 @@ struct mrc_ring_hdr {
 	__u8 pad0[MRC_LINE - 5 * sizeof(__u32)];
 	/* Written by the kernel only. */
 	__u32 producer;
-	__u32 pad1;
+	__u32 sequence;
 	__u64 overflow;
-	__u8 pad2[MRC_LINE - 16];
+	__u64 pressure;
+	__u8 pad2[MRC_LINE - 24];
 	/* Written by user space only; never trusted. */
 	__u32 consumer;
 	__u32 pad3;
 	__u64 overflow_seen;
-	__u8 pad4[MRC_LINE - 16];
+	__u64 pressure_seen;
+	__u8 pad4[MRC_LINE - 24];
 };
 
 /* Sizes negotiated by the handshake. */
@@ -78,7 +80,9 @@ struct mrc_ring {
 	u32 mask;
 	u32 slots;
 	u32 prod;			/* private copy; never read back */
+	u32 seq;			/* private copy; never read back */
 	u64 overflow;			/* private copy; never read back */
+	u64 pressure;			/* private copy; never read back */
 };
 
 struct mrc_file;
@@ -157,6 +161,7 @@ int mrc_ring_alloc(struct mrc_ring *ring, const struct mrc_geometry *geo);
 void mrc_ring_free(struct mrc_ring *ring);
 int mrc_ring_mmap(struct mrc_ring *ring, struct vm_area_struct *vma);
 bool mrc_ring_post(struct mrc_ring *ring, const struct mrc_event *ev);
+bool mrc_ring_raise_pressure(struct mrc_ring *ring, u64 pages);
 bool mrc_ring_has_news(struct mrc_ring *ring);
 bool mrc_ring_consumed(struct mrc_ring *ring, u32 pos);
 u64 mrc_gen_bump(struct mrc_ring *ring, u32 id);

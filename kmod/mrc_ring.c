@@ -64,6 +64,9 @@ void mrc_ring_offsets_fill(struct mrc_ring_offsets *off,
 	off->overflow_seen = offsetof(struct mrc_ring_hdr, overflow_seen);
 	off->events = geo->events_off;
 	off->generations = geo->gens_off;
+	off->sequence = offsetof(struct mrc_ring_hdr, sequence);
+	off->pressure = offsetof(struct mrc_ring_hdr, pressure);
+	off->pressure_seen = offsetof(struct mrc_ring_hdr, pressure_seen);
 }
 
 /**
@@ -156,6 +159,33 @@ static bool mrc_ring_full(struct mrc_ring *ring)
 	return ring->prod - cons >= ring->entries;
 }
 
+/*
+ * Caller holds file->lock, after its last store of this notification.
+ * Release pairs with the consumer's load-acquire of the sequence, which
+ * it issues before it reads anything else: a consumer that saw this
+ * value also sees the slot, the overflow count, the pressure request and
+ * the generation bumps made before it; one that did not keeps a sequence
+ * value that differs from the header's, and looks again.
+ */
+static void mrc_ring_tick(struct mrc_ring *ring)
+{
+	ring->seq++;
+	smp_store_release(&ring->hdr->sequence, ring->seq);
+}
+
+/* Caller holds file->lock: count an event that did not fit. */
+static void mrc_ring_overflow(struct mrc_ring *ring)
+{
+	WRITE_ONCE(ring->overflow, ring->overflow + 1);
+	/*
+	 * Release pairs with the consumer's load-acquire of overflow: the
+	 * generation bumps made before this store are visible to a
+	 * consumer that sees the new count.
+	 */
+	smp_store_release(&ring->hdr->overflow, ring->overflow);
+	atomic_long_inc(&mrc_stats.overflows);
+}
+
 /**
  * mrc_ring_post() - append one event, or count an overflow
  * @ring: ring of a ready file; caller holds file->lock
@@ -163,33 +193,55 @@ static bool mrc_ring_full(struct mrc_ring *ring)
  *
  * Never drops information silently: when the ring is full the overflow
  * counter goes up, which tells user space to revalidate every watch
- * through the generation array (whose bumps are never lost).
+ * through the generation array (whose bumps are never lost).  Either way
+ * the sequence word moves last, so a reader comparing only that word
+ * cannot miss an overflow.
  *
  * Return: true if the event was queued, false if it was counted as
  * overflow.
  */
 bool mrc_ring_post(struct mrc_ring *ring, const struct mrc_event *ev)
 {
-	if (mrc_ring_full(ring)) {
-		ring->overflow++;
+	bool queued = !mrc_ring_full(ring);
+
+	if (queued) {
+		ring->events[ring->prod & ring->mask] = *ev;
+		WRITE_ONCE(ring->prod, ring->prod + 1);
 		/*
-		 * Release pairs with the consumer's load-acquire of overflow:
-		 * the generation bumps made before this store are visible to
-		 * a consumer that sees the new count.
+		 * Release pairs with the consumer's load-acquire of the
+		 * producer index: the slot (and the generation bump before
+		 * it) is visible before the index that publishes it.
 		 */
-		smp_store_release(&ring->hdr->overflow, ring->overflow);
-		atomic_long_inc(&mrc_stats.overflows);
-		return false;
+		smp_store_release(&ring->hdr->producer, ring->prod);
+		atomic_long_inc(&mrc_stats.events);
+	} else {
+		mrc_ring_overflow(ring);
 	}
-	ring->events[ring->prod & ring->mask] = *ev;
-	ring->prod++;
-	/*
-	 * Release pairs with the consumer's load-acquire of the producer
-	 * index: the slot (and the generation bump before it) is visible
-	 * before the index that publishes it.
-	 */
-	smp_store_release(&ring->hdr->producer, ring->prod);
-	atomic_long_inc(&mrc_stats.events);
+	mrc_ring_tick(ring);
+	return queued;
+}
+
+/**
+ * mrc_ring_raise_pressure() - ask user space to release @pages pages
+ * @ring: ring of a ready file with MRC_FEAT_PRESSURE_COUNTER; caller
+ *	  holds file->lock
+ * @pages: pages wanted
+ *
+ * Pressure never takes a ring slot, so it can never be mistaken for a
+ * lost invalidation.  One request is outstanding at a time: a new one is
+ * raised only after user space stored the counter into pressure_seen
+ * (read here untrusted, only compared).
+ *
+ * Return: true if a request was raised, false if one is outstanding.
+ */
+bool mrc_ring_raise_pressure(struct mrc_ring *ring, u64 pages)
+{
+	if (READ_ONCE(ring->hdr->pressure_seen) != ring->pressure)
+		return false;
+	WRITE_ONCE(ring->pressure, ring->pressure + pages);
+	/* Ordered before the sequence by mrc_ring_tick()'s release. */
+	WRITE_ONCE(ring->hdr->pressure, ring->pressure);
+	mrc_ring_tick(ring);
 	return true;
 }
 
@@ -197,8 +249,9 @@ bool mrc_ring_post(struct mrc_ring *ring, const struct mrc_event *ev)
  * mrc_ring_has_news() - whether poll()/read() should report EPOLLIN
  * @ring: ring of a ready file; no lock needed
  *
- * Return: true if events are unconsumed or the overflow counter differs
- * from the value user space acknowledged in overflow_seen.
+ * Return: true if events are unconsumed, or the overflow or pressure
+ * counter differs from the value user space acknowledged in
+ * overflow_seen or pressure_seen.
  */
 bool mrc_ring_has_news(struct mrc_ring *ring)
 {
@@ -206,6 +259,8 @@ bool mrc_ring_has_news(struct mrc_ring *ring)
 	u32 cons = smp_load_acquire(&ring->hdr->consumer);
 
 	if (READ_ONCE(ring->prod) != cons)
+		return true;
+	if (READ_ONCE(ring->pressure) != READ_ONCE(ring->hdr->pressure_seen))
 		return true;
 	return READ_ONCE(ring->overflow) != READ_ONCE(ring->hdr->overflow_seen);
 }

@@ -11,6 +11,12 @@
  * and reporting progress would only make reclaim call us again in a loop;
  * the scan work is deferred to the next reclaim pass instead.
  *
+ * With MRC_FEAT_PRESSURE_COUNTER the request goes into the header's
+ * pressure counter, never into the ring: a PRESSURE event posted into a
+ * full ring would count as an overflow, and an overflow tells user space
+ * that invalidations may have been lost, so it would drop every
+ * registration instead of the idle ones.
+ *
  * The shrinker is neither NUMA- nor memcg-aware: it runs in global
  * reclaim (kswapd, direct reclaim, drop_caches) but not in reclaim caused
  * by a memory cgroup's own limit.
@@ -40,9 +46,11 @@ static unsigned long mrc_shrink_count(struct shrinker *s,
 
 /*
  * Caller holds f->lock.  One unconsumed PRESSURE event per file is
- * enough: user space reacts to the latest one anyway.
+ * enough: user space reacts to the latest one anyway.  This is the
+ * pre-MRC_FEAT_PRESSURE_COUNTER form: a full ring counts the event as an
+ * overflow, which user space must treat as lost invalidations.
  */
-static bool mrc_pressure_post(struct mrc_file *f, unsigned long wanted)
+static bool mrc_pressure_post_event(struct mrc_file *f, unsigned long wanted)
 {
 	struct mrc_event ev = {
 		.start = 0,
@@ -57,8 +65,21 @@ static bool mrc_pressure_post(struct mrc_file *f, unsigned long wanted)
 		return false;
 	f->pressure_pending = mrc_ring_post(&f->ring, &ev);
 	f->pressure_pos = pos;
-	atomic_long_inc(&mrc_stats.pressure_events);
-	return true;
+	return f->pressure_pending;
+}
+
+/* Caller holds f->lock.  Returns true if a request was raised. */
+static bool mrc_pressure_post(struct mrc_file *f, unsigned long wanted)
+{
+	bool raised;
+
+	if (f->features & MRC_FEAT_PRESSURE_COUNTER)
+		raised = mrc_ring_raise_pressure(&f->ring, wanted);
+	else
+		raised = mrc_pressure_post_event(f, wanted);
+	if (raised)
+		atomic_long_inc(&mrc_stats.pressure_events);
+	return raised;
 }
 
 static void mrc_pressure_notify(struct mrc_file *f, unsigned long nr)

@@ -298,12 +298,14 @@ long mrc_ioctl_query(struct mrc_file *f, void __user *uarg)
 /*
  * Under f->mutex.  The read-begin / lock / read-retry loop makes sure no
  * invalidation is half way (started, pages not yet changed) when the
- * watch becomes ARMED again.
+ * watch becomes ARMED again.  With MRC_REARM_EXPECT the generation must
+ * still be the one user space read before it re-registered: an INVALID
+ * watch posts nothing, so a later invalidation shows only there.
  */
-static u64 mrc_watch_rearm(struct mrc_file *f, struct mrc_interval *iv)
+static long mrc_watch_rearm(struct mrc_file *f, struct mrc_interval *iv,
+			    const struct mrc_rearm *in, u64 *gen)
 {
 	unsigned long seq;
-	u64 gen;
 
 	for (;;) {
 		seq = mmu_interval_read_begin(&iv->notifier);
@@ -313,12 +315,23 @@ static u64 mrc_watch_rearm(struct mrc_file *f, struct mrc_interval *iv)
 		spin_unlock(&f->lock);
 		cond_resched();
 	}
+	*gen = mrc_gen_read(&f->ring, iv->id);
+	if ((in->flags & MRC_REARM_EXPECT) && *gen != in->expected) {
+		spin_unlock(&f->lock);
+		return -ESTALE;
+	}
 	iv->state = MRC_STATE_ARMED;
 	iv->last_reason = 0;
-	gen = mrc_gen_read(&f->ring, iv->id);
-	iv->armed_gen = gen;
+	iv->armed_gen = *gen;
 	spin_unlock(&f->lock);
-	return gen;
+	return 0;
+}
+
+static bool mrc_rearm_valid(const struct mrc_rearm *r)
+{
+	if (r->flags & ~MRC_REARM_EXPECT || r->reserved)
+		return false;
+	return (r->flags & MRC_REARM_EXPECT) || !r->expected;
 }
 
 /**
@@ -326,17 +339,19 @@ static u64 mrc_watch_rearm(struct mrc_file *f, struct mrc_interval *iv)
  * @f: file, caller's mm checked
  * @uarg: struct mrc_rearm
  *
- * Return: 0, -EFAULT, -EINVAL, -ENOENT, -EBADFD.
+ * Return: 0, -EFAULT, -EINVAL, -ENOENT, -EBADFD, or -ESTALE when
+ * MRC_REARM_EXPECT was given and the generation moved (the watch stays
+ * INVALID; the current generation is still copied out).
  */
 long mrc_ioctl_rearm(struct mrc_file *f, void __user *uarg)
 {
 	struct mrc_rearm r, out;
 	struct mrc_interval *iv;
-	long ret = 0;
+	long ret;
 
 	if (copy_from_user(&r, uarg, sizeof(r)))
 		return -EFAULT;
-	if (r.flags || r.reserved[0] || r.reserved[1])
+	if (!mrc_rearm_valid(&r))
 		return -EINVAL;
 	memset(&out, 0, sizeof(out));
 
@@ -346,10 +361,12 @@ long mrc_ioctl_rearm(struct mrc_file *f, void __user *uarg)
 		ret = PTR_ERR(iv);
 	} else {
 		out.id = iv->id;
-		out.generation = mrc_watch_rearm(f, iv);
+		out.flags = r.flags;
+		out.expected = r.expected;
+		ret = mrc_watch_rearm(f, iv, &r, &out.generation);
 	}
 	mutex_unlock(&f->mutex);
-	if (!ret && copy_to_user(uarg, &out, sizeof(out)))
+	if ((!ret || ret == -ESTALE) && copy_to_user(uarg, &out, sizeof(out)))
 		ret = -EFAULT;
 	return ret;
 }

@@ -65,6 +65,9 @@ struct mrct {
 	uint32_t *consumer;
 	uint64_t *overflow;
 	uint64_t *overflow_seen;
+	uint32_t *sequence;
+	uint64_t *pressure;
+	uint64_t *pressure_seen;
 	struct mrc_event *events;
 	uint64_t *gens;
 	uint32_t mask;
@@ -113,6 +116,9 @@ static inline void mrct_map(struct mrct *t)
 	t->consumer = (uint32_t *)(m + t->api.off.consumer);
 	t->overflow = (uint64_t *)(m + t->api.off.overflow);
 	t->overflow_seen = (uint64_t *)(m + t->api.off.overflow_seen);
+	t->sequence = (uint32_t *)(m + t->api.off.sequence);
+	t->pressure = (uint64_t *)(m + t->api.off.pressure);
+	t->pressure_seen = (uint64_t *)(m + t->api.off.pressure_seen);
 	t->events = (struct mrc_event *)(m + t->api.off.events);
 	t->gens = (uint64_t *)(m + t->api.off.generations);
 	t->mask = *(uint32_t *)(m + t->api.off.mask);
@@ -200,6 +206,12 @@ static inline bool mrct_pop(struct mrct *t, struct mrc_event *ev)
 static inline uint64_t mrct_overflow(struct mrct *t)
 {
 	return __atomic_load_n(t->overflow, __ATOMIC_ACQUIRE);
+}
+
+static inline uint32_t mrct_sequence(struct mrct *t)
+{
+	/* Pairs with the kernel's store-release in mrc_ring_tick(). */
+	return __atomic_load_n(t->sequence, __ATOMIC_ACQUIRE);
 }
 
 static inline void mrct_drain(struct mrct *t)
