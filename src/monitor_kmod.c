@@ -5,14 +5,17 @@
  * the page tables change (before munmap, madvise, mremap or brk return,
  * and before a migration or reclaim can move a page).
  *
- * The hit path reads the ring's producer index (one load). Draining turns
- * each event into a kill of exactly the region that was watched, matched by
- * watch id and a cookie that is never reused, so a stale event cannot drop
- * a newer registration of the same addresses. A full ring loses nothing: the
- * kernel counts an overflow and we then drop every region.
+ * The hit path reads the ring's sequence word (one load): the kernel moves
+ * it last, after it queued an event, counted an overflow or raised a
+ * pressure request. Draining turns each event into a kill of exactly the
+ * region that was watched, matched by watch id and a cookie that is never
+ * reused, so a stale event cannot drop a newer registration of the same
+ * addresses. A full ring loses nothing: the kernel counts an overflow and
+ * we then drop every region.
  *
- * Pressure events (the kernel's shrinker asking for memory) evict idle
- * registrations, least recently used first.
+ * Pressure requests (the kernel's shrinker asking for memory) come in a
+ * header counter, never through the ring, so they cannot overflow it; they
+ * evict idle registrations, least recently used first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +36,14 @@
 #define MRC_KMOD_RING_MAX 16384
 
 /*
+ * Without the sequence word an overflow can be missed for good, and
+ * without the pressure counter pressure looks like an overflow: a module
+ * that lacks either is not used.
+ */
+#define MRC_KMOD_FEATURES \
+	(MRC_FEAT_PRESSURE | MRC_FEAT_SEQUENCE | MRC_FEAT_PRESSURE_COUNTER)
+
+/*
  * What a watch id stands for: the region (pool index + 1, 0 when the slot
  * is free) and the cookie given to the kernel, 8 bytes per slot. Cookies
  * are 32-bit: a stale event is mistaken for a current one only if its slot
@@ -48,15 +59,19 @@ struct kmod_monitor {
 	int fd;
 	void *map;
 	size_t map_len;
+	const uint32_t *sequence;
 	const uint32_t *producer;
 	uint32_t *consumer;
 	const uint64_t *overflow;
 	uint64_t *overflow_seen;
+	const uint64_t *pressure;
+	uint64_t *pressure_seen;
 	const struct mrc_event *events;
 	const uint64_t *generations;
 	uint32_t mask;
 	uint32_t slots;
 	uint64_t overflow_handled;
+	uint64_t pressure_handled;
 	uint32_t next_cookie;
 	struct watch_slot *watches;	/* indexed by watch id */
 	pthread_t progress;
@@ -76,7 +91,7 @@ static int call_api(int fd, struct mrc_api *api, uint32_t flags,
 	memset(api, 0, sizeof(*api));
 	api->abi_version = MRC_ABI_VERSION;
 	api->flags = flags;
-	api->features = MRC_FEAT_PRESSURE;
+	api->features = MRC_KMOD_FEATURES;
 	api->watch_slots = watch_slots;
 	api->ring_entries = ring_entries;
 	if (ioctl(fd, MRC_IOC_API, api))
@@ -109,6 +124,9 @@ static int handshake(int fd, struct mrc_api *api)
 
 	if (ret)
 		return ret;
+	if ((api->supported_features & MRC_KMOD_FEATURES) != MRC_KMOD_FEATURES)
+		return mrc_error(ENOTSUP, "the loaded mrcache module lacks the sequence word or the pressure counter (features %#llx); load the module built with this library",
+				 (unsigned long long)api->supported_features);
 	slots = api->max_watch_slots;
 	ring = pow2_at_least(slots + 1);
 	if (ring > MRC_KMOD_RING_MAX)
@@ -132,21 +150,29 @@ static int map_ring(struct kmod_monitor *km, const struct mrc_api *api)
 		       km->fd, 0);
 	if (km->map == MAP_FAILED)
 		return mrc_error(errno, "cannot map the %s ring", MRC_DEVICE_PATH);
+	km->sequence = at(km, off->sequence);
 	km->producer = at(km, off->producer);
 	km->consumer = at(km, off->consumer);
 	km->overflow = at(km, off->overflow);
 	km->overflow_seen = at(km, off->overflow_seen);
+	km->pressure = at(km, off->pressure);
+	km->pressure_seen = at(km, off->pressure_seen);
 	km->events = at(km, off->events);
 	km->generations = at(km, off->generations);
 	km->mask = api->ring_entries - 1;
 	km->slots = api->watch_slots;
 	km->overflow_handled = mrc_load_acquire(km->overflow);
+	km->pressure_handled = mrc_load_acquire(km->pressure);
 	return 0;
 }
 
 static void kmod_close(struct kmod_monitor *km)
 {
-	if (km->map && km->map != MAP_FAILED)
+	/*
+	 * A forked child never inherits the ring (VM_DONTCOPY): by now its
+	 * own memory may sit at that address, so it must not unmap it.
+	 */
+	if (km->map && km->map != MAP_FAILED && km->owner == getpid())
 		munmap(km->map, km->map_len);
 	if (km->fd >= 0)
 		close(km->fd);
@@ -221,7 +247,7 @@ static int kmod_start(struct mrc_monitor *mon, struct mrc_cache *cache)
 		mon->priv = NULL;
 		return ret;
 	}
-	mon->events = km->producer;
+	mon->events = km->sequence;
 	mon->generations = km->generations;
 	return 0;
 }
@@ -297,10 +323,6 @@ static void handle_event(struct mrc_monitor *mon, const struct mrc_event *ev)
 	struct watch_slot *slot;
 	struct mrc_region *r;
 
-	if (ev->reason == MRC_REASON_PRESSURE) {
-		mrc_cache_evict_bytes_locked(cache, ev->end * mrc_page_size());
-		return;
-	}
 	if ((ev->flags & MRC_EVENT_F_INFO) || ev->id >= km->slots)
 		return;
 	slot = &km->watches[ev->id];
@@ -324,13 +346,35 @@ static void handle_overflow(struct mrc_monitor *mon, uint64_t overflow)
 	mrc_store_release(km->overflow_seen, overflow);
 }
 
+/* The shrinker asked for pages back: release idle regions to match. */
+static void handle_pressure(struct mrc_monitor *mon, uint64_t pressure)
+{
+	struct kmod_monitor *km = kmod(mon);
+	uint64_t pages = pressure - km->pressure_handled;
+
+	mrc_cache_evict_bytes_locked(mon->cache, pages * mrc_page_size());
+	km->pressure_handled = pressure;
+	/* Acknowledges the request: the kernel may raise the next one. */
+	mrc_store_release(km->pressure_seen, pressure);
+}
+
+/*
+ * The sequence word is read first and returned as what was drained: the
+ * kernel moves it after everything else it writes, so either this load
+ * saw a change and the acquire makes the change itself visible below, or
+ * it did not and the word still differs from what we return, which sends
+ * the next cache call here again. Comparing the producer index instead
+ * could miss an overflow counted just after we read the counter.
+ */
 static uint32_t kmod_drain(struct mrc_monitor *mon)
 {
 	struct kmod_monitor *km = kmod(mon);
+	/* Pairs with the kernel's store-release in mrc_ring_tick(). */
+	uint32_t seq = mrc_load_acquire(km->sequence);
 	/* Pairs with the kernel's store-release of the producer index. */
 	uint32_t prod = mrc_load_acquire(km->producer);
 	uint32_t cons = *km->consumer;
-	uint64_t overflow;
+	uint64_t overflow, pressure;
 
 	for (; cons != prod; cons++)
 		handle_event(mon, &km->events[cons & km->mask]);
@@ -339,7 +383,10 @@ static uint32_t kmod_drain(struct mrc_monitor *mon)
 	overflow = mrc_load_acquire(km->overflow);
 	if (overflow != km->overflow_handled)
 		handle_overflow(mon, overflow);
-	return prod;
+	pressure = mrc_load_acquire(km->pressure);
+	if (pressure != km->pressure_handled)
+		handle_pressure(mon, pressure);
+	return seq;
 }
 
 /*

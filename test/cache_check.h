@@ -37,4 +37,16 @@ static inline struct mrc_stats cache_stats_ok(struct mrc_cache *cache)
 	return s;
 }
 
+/* Run @s and turn the result into an exit status. */
+static inline int check_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
+
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -315,6 +316,56 @@ END_TEST
  * Two runtimes in one process, each with its own cache and so its own
  * /dev/mrcache file: both see the same munmap, neither disturbs the other.
  */
+/* The library's mapping of /dev/mrcache, from /proc/self/maps. */
+static char *ring_mapping(size_t *len)
+{
+	unsigned long start = 0, end = 0;
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (!start && fgets(line, sizeof(line), f))
+		if (strstr(line, "/dev/mrcache"))
+			ck_assert_int_eq(sscanf(line, "%lx-%lx", &start, &end), 2);
+	fclose(f);
+	ck_assert_msg(start, "the library has no /dev/mrcache mapping");
+	*len = end - start;
+	return (char *)start;
+}
+
+/*
+ * A forked child does not inherit the ring (VM_DONTCOPY), so the address
+ * may hold the child's own memory by the time it destroys its copy of the
+ * cache; that must not unmap it.
+ */
+START_TEST(destroy_in_child_keeps_child_memory)
+{
+	size_t len;
+	char *ring = ring_mapping(&len);
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (!pid) {
+		char *p = mmap(ring, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			       -1, 0);
+
+		if (p != ring)
+			_exit(2);	/* the child has the ring mapped */
+		memset(p, 0x77, len);
+		if (mrc_cache_destroy(cache))
+			_exit(3);
+		/* Faults (SIGSEGV) if destroy unmapped it. */
+		_exit(p[len - 1] == 0x77 ? 0 : 4);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "child: %s %d", WIFEXITED(status) ? "exit" : "signal",
+		      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+END_TEST
+
 START_TEST(two_caches_in_one_process)
 {
 	struct fake_provider other_fake;
@@ -418,6 +469,19 @@ static void *race_remapper(void *arg)
 	return NULL;
 }
 
+/*
+ * Run until enough happened rather than for a set time: under TCG on a busy
+ * machine three seconds can be a few hundred gets. Bounded by the test's
+ * timeout.
+ */
+static void race_until_enough(struct race *rc)
+{
+	struct timespec tenth = { 0, 100000000 };
+
+	while (atomic_load(&rc->gets) < 2000 || atomic_load(&rc->remaps) < 100)
+		nanosleep(&tenth, NULL);
+}
+
 START_TEST(concurrent_remaps_never_serve_stale_pages)
 {
 	struct race rc = { 0 };
@@ -439,7 +503,7 @@ START_TEST(concurrent_remaps_never_serve_stale_pages)
 	for (int t = 0; t < 3; t++)
 		ck_assert_int_eq(pthread_create(&getters[t], NULL, race_getter, &rc), 0);
 	ck_assert_int_eq(pthread_create(&remapper, NULL, race_remapper, &rc), 0);
-	sleep(3);
+	race_until_enough(&rc);
 	atomic_store(&rc.stop, 1);
 	for (int t = 0; t < 3; t++)
 		pthread_join(getters[t], NULL);
@@ -480,6 +544,7 @@ int main(void)
 	tcase_add_test(tc, many_regions_then_unmap_all);
 	tcase_add_test(tc, hit_proves_itself_while_lock_is_held);
 	tcase_add_test(tc, two_caches_in_one_process);
+	tcase_add_test(tc, destroy_in_child_keeps_child_memory);
 	tcase_add_test(tc, concurrent_remaps_never_serve_stale_pages);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -716,11 +716,15 @@ END_TEST
  * 3. Ring overflow. A watch reports only its first invalidation, so the
  * ring overflows when more watched regions are invalidated between two
  * drains than it has entries. The test reads the geometry the library got
- * from the module, fills the ring with the invalidations of idle regions
- * (topped up with a PRESSURE event from drop_caches if the watch table is
- * no larger than the ring), and then unmaps one more region, which is
- * referenced so pressure cannot evict it: its event is counted as overflow
- * instead of queued, and only the library's overflow handling can drop it.
+ * from the module, fills the ring with the invalidations of idle regions,
+ * and then unmaps one more region, which is referenced so pressure cannot
+ * evict it: its event is counted as overflow instead of queued, and only
+ * the library's overflow handling can drop it.
+ *
+ * Pressure is not an overflow: with the ring full, a shrinker request
+ * evicts idle regions and leaves a referenced one cached (it used to be
+ * posted into the ring, counted as an overflow when it did not fit, and
+ * made the library drop every region).
  */
 
 /* The library's mapping of /dev/mrcache, from /proc/self/maps. */
@@ -776,16 +780,27 @@ static void cache_pages(unsigned char *p, long n)
 	ck_assert_uint_ge(stats().regions, (uint64_t)n);
 }
 
-/* Invalidations, plus pressure if needed, that leave the ring exactly full. */
-static void fill_ring(unsigned char *p, long n_idle, int with_pressure)
+/*
+ * The cache's geometry, which must let the ring overflow: a watch posts one
+ * event until it is re-armed, so only more watch slots than ring entries
+ * can fill it.
+ */
+static void overflowable_geometry(uint32_t *entries, uint32_t *slots)
 {
-	long pressure = module_stat("pressure_events");
+	library_geometry(entries, slots);
+	ck_assert_msg(*slots > *entries,
+		      "%u watch slots, %u ring entries: the ring cannot overflow",
+		      *slots, *entries);
+}
 
-	ck_assert_int_eq(munmap(p, (size_t)n_idle * page), 0);
-	if (with_pressure) {
-		drop_slab_caches();
-		ck_assert_int_eq(module_stat("pressure_events"), pressure + 1);
-	}
+/* @n idle one-page regions whose unmap leaves the ring exactly full. */
+static unsigned char *full_ring_pages(long n)
+{
+	unsigned char *p = map_anon(NULL, (size_t)n * page, 0);
+
+	memset(p, 0x44, (size_t)n * page);
+	cache_pages(p, n);
+	return p;
 }
 
 START_TEST(ring_overflow_drops_every_region)
@@ -795,18 +810,13 @@ START_TEST(ring_overflow_drops_every_region)
 	unsigned char *p, *last;
 	struct mrc_region *held, *r;
 	struct mrc_stats s;
-	int with_pressure;
 	double t0, drain_s;
 
 	make_unmerged_cache();
-	library_geometry(&entries, &slots);
-	ck_assert_uint_ge(slots, entries);	/* else it could not overflow */
-	with_pressure = slots == entries;
-	n_idle = (long)entries - with_pressure;
+	overflowable_geometry(&entries, &slots);
+	n_idle = (long)entries;
 	watches = module_stat("watches");
-	p = map_anon(NULL, (size_t)n_idle * page, 0);
-	memset(p, 0x44, (size_t)n_idle * page);
-	cache_pages(p, n_idle);
+	p = full_ring_pages(n_idle);
 	/* Its own mapping: not merged with p's VMA, not touched by its unmap. */
 	last = map_anon(NULL, page, 0);
 	memset(last, 0x44, page);
@@ -814,7 +824,7 @@ START_TEST(ring_overflow_drops_every_region)
 	events = module_stat("events");
 	overflows = module_stat("overflows");
 
-	fill_ring(p, n_idle, with_pressure);
+	ck_assert_int_eq(munmap(p, (size_t)n_idle * page), 0);
 	ck_assert_int_eq(module_stat("events"), events + entries);
 	ck_assert_int_eq(munmap(last, page), 0);		/* lost: overflow */
 	ck_assert_int_eq(module_stat("events"), events + entries);
@@ -839,12 +849,53 @@ START_TEST(ring_overflow_drops_every_region)
 	ck_assert_uint_eq(stats().reg_calls, s.reg_calls + 1);
 	write_through(r, last, page, 11);
 	ck_assert(!memcmp(last, src, page));
-	fprintf(stderr, "overflow: ring %u entries, %u watch slots: %ld regions invalidated%s -> %ld events queued + %ld overflow; after one drain (%.2f s) %llu invalidations, 0 regions, module watches back to %ld; the next get registered anew, its WRITE landed\n",
-		entries, slots, n_idle + 1, with_pressure ? " + 1 PRESSURE" : "",
+	fprintf(stderr, "overflow: ring %u entries, %u watch slots: %ld regions invalidated -> %ld events queued + %ld overflow; after one drain (%.2f s) %llu invalidations, 0 regions, module watches back to %ld; the next get registered anew, its WRITE landed\n",
+		entries, slots, n_idle + 1,
 		module_stat("events") - events, module_stat("overflows") - overflows,
 		drain_s, (unsigned long long)s.invalidations, watches);
 	put_ok(r);
 	munmap(last, page);
+}
+END_TEST
+
+START_TEST(pressure_in_full_ring_keeps_busy_regions)
+{
+	long overflows, pressure;
+	uint32_t entries, slots;
+	unsigned char *p, *busy;
+	struct mrc_region *held, *again;
+	struct mrc_stats s;
+
+	make_unmerged_cache();
+	overflowable_geometry(&entries, &slots);
+	busy = map_anon(NULL, page, 0);
+	memset(busy, 0x66, page);
+	held = get_ok(busy, page);
+	p = full_ring_pages((long)entries);
+	overflows = module_stat("overflows");
+	pressure = module_stat("pressure_events");
+
+	ck_assert_int_eq(munmap(p, (size_t)entries * page), 0);
+	drop_slab_caches();
+	ck_assert_int_eq(module_stat("pressure_events"), pressure + 1);
+	ck_assert_msg(module_stat("overflows") == overflows,
+		      "pressure in a full ring counted as an overflow");
+	ck_assert_int_eq(mrc_cache_progress(cache), 0);
+	s = stats();
+	ck_assert_uint_eq(s.invalidations, entries);
+	ck_assert_uint_eq(s.regions, 1);
+
+	/* The referenced region survived: a hit, and its WRITE lands. */
+	again = get_ok(busy, page);
+	ck_assert_ptr_eq(again, held);
+	ck_assert_uint_eq(stats().reg_calls, s.reg_calls);
+	write_through(again, busy, page, 12);
+	ck_assert(!memcmp(busy, src, page));
+	put_ok(again);
+	put_ok(held);
+	fprintf(stderr, "pressure in a full ring (%u entries): no overflow, %llu invalidations, the referenced region stayed cached\n",
+		entries, (unsigned long long)s.invalidations);
+	munmap(busy, page);
 }
 END_TEST
 
@@ -1196,6 +1247,7 @@ static Suite *monitor_verbs_suite(void)
 		tcase_add_test(changes, mbind_manual);
 	}
 	tcase_add_test(changes, ring_overflow_drops_every_region);
+	tcase_add_test(changes, pressure_in_full_ring_keeps_busy_regions);
 	tcase_add_checked_fixture(pressure, setup, teardown);
 	tcase_set_timeout(pressure, 180);
 	tcase_add_test(pressure, pressure_kmod_releases_idle_pins);
