@@ -14,6 +14,13 @@
 #define mrc_fetch_add(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 #define mrc_fetch_or(p, v)	__atomic_fetch_or((p), (v), __ATOMIC_ACQ_REL)
 #define mrc_exchange(p, v)	__atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
+/*
+ * A full barrier as a read-modify-write of @p: two threads that both do it
+ * on the same word are ordered one after the other, and the second sees
+ * everything the first did before. Unlike a standalone fence, the sanitizer
+ * sees the ordering.
+ */
+#define mrc_rmw_fence(p)	((void)__atomic_fetch_add((p), 1, __ATOMIC_SEQ_CST))
 #define mrc_cas(p, expected, desired)					\
 	__atomic_compare_exchange_n((p), (expected), (desired), 1,	\
 				    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)

@@ -72,10 +72,25 @@ void mrc_cache_sync_locked(struct mrc_cache *cache)
 	sync_monitor(cache);
 }
 
+/*
+ * A put that finds the lock taken leaves its region on the deferred list
+ * for the holder (mrc_cache_release_dead). The holder drains the list
+ * before it unlocks, but a region pushed after that drain would wait for
+ * the next cache call, pinned, in a process that may never make one. So
+ * after unlocking look again: the put pushed, then tried the lock; we
+ * unlocked, then look at the list. Both sides then do a read-modify-write
+ * of the same word (handoff): whichever comes second sees what the other
+ * did before it, so either the put's trylock finds the lock free or this
+ * load finds the region.
+ */
 void mrc_cache_unlock(struct mrc_cache *cache)
 {
-	mrc_drain_deferred(cache);
-	pthread_mutex_unlock(&cache->lock);
+	do {
+		mrc_drain_deferred(cache);
+		pthread_mutex_unlock(&cache->lock);
+		mrc_rmw_fence(&cache->handoff);
+	} while (mrc_load_relaxed(&cache->deferred) &&
+		 pthread_mutex_trylock(&cache->lock) == 0);
 }
 
 static void account_provider_time(struct mrc_cache *cache, uint64_t since)
@@ -151,11 +166,14 @@ void mrc_drain_deferred(struct mrc_cache *cache)
  * mrc_cache_release_dead() - the last reference of a dead region is gone.
  *
  * Called without the lock (from mrc_put). Deregisters now when the lock is
- * free, else leaves the region to the lock holder or the next cache call.
+ * free, else leaves the region to the lock holder, which looks at the list
+ * again after it unlocks (mrc_cache_unlock).
  */
 void mrc_cache_release_dead(struct mrc_cache *cache, struct mrc_region *r)
 {
 	push_deferred(cache, r);
+	/* Pairs with the one in mrc_cache_unlock(). */
+	mrc_rmw_fence(&cache->handoff);
 	if (pthread_mutex_trylock(&cache->lock) == 0)
 		mrc_cache_unlock(cache);
 }

@@ -55,6 +55,7 @@ struct mrc_cache {
 	/* Regions whose last reference went away after they died. */
 	struct mrc_region *deferred __attribute__((aligned(64)));
 	uint64_t hit_wraps;		/* region hit counters that wrapped */
+	uint32_t handoff;		/* orders puts against unlocks */
 
 	pthread_mutex_t lock __attribute__((aligned(64)));
 	struct mrc_provider provider;

@@ -356,7 +356,7 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 		return get_rest(cache, start, end, access, region);
 	index = hint_candidate(cache, start);
 	/* Also catches "no candidate": index 0 - 1 wraps to the top. */
-	if (mrc_unlikely(index >= mrc_load_relaxed(&cache->pool.capacity)))
+	if (mrc_unlikely(index >= mrc_region_pool_capacity(&cache->pool)))
 		return get_rest(cache, start, end, access, region);
 	r = mrc_region_at(&cache->pool, index);
 	if (mrc_unlikely(!mrc_region_try_ref(r, &old)))

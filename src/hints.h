@@ -102,12 +102,20 @@ static inline void mrc_hints_put(struct mrc_hints *h, uint64_t key,
 
 	if (!entry)
 		return;
-	/* Most recent first: shift the others down, dropping the oldest. */
+	/*
+	 * Most recent first: shift the others down until the way that held
+	 * this tag (or an empty one, or the oldest) is overwritten. A way
+	 * with the same tag names the region this key had before (an
+	 * upgrade, merge or re-registration put it at another pool index),
+	 * or another key that would be confused with this one; kept, it
+	 * would match too, and the hit path would mix the two indexes and
+	 * take the slow lookup on every hit.
+	 */
 	for (int way = 0; way < MRC_HINT_WAYS; way++) {
 		uint32_t cur = mrc_load_relaxed(&set[way]);
 
 		mrc_store_release(&set[way], older);
-		if (cur == entry || !cur)
+		if (!cur || (cur ^ entry) >> MRC_HINT_INDEX_BITS == 0)
 			return;
 		older = cur;
 	}

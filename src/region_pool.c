@@ -47,14 +47,23 @@ static int grow(struct mrc_region_pool *pool)
 	for (int i = MRC_POOL_STEP - 1; i >= 0; i--) {
 		struct mrc_region *r = &step[i];
 
-		/* Free regions are dead so no reader can take a reference. */
-		r->state = MRC_DEAD;
+		/*
+		 * Free regions are dead so no reader can take a reference.
+		 * Atomic: a hit may CAS this word as soon as it sees the
+		 * capacity below.
+		 */
+		mrc_store_relaxed(&r->state, MRC_DEAD);
 		r->index = (uint32_t)(pool->capacity + (size_t)i);
 		r->lru_next = pool->free_list;
 		pool->free_list = r;
 	}
-	/* Read without the lock by the hit path, which bounds indexes by it. */
-	mrc_store_relaxed(&pool->capacity, pool->capacity + MRC_POOL_STEP);
+	/*
+	 * Read without the lock by the hit path, which bounds indexes by it.
+	 * Release pairs with its load-acquire (mrc_region_pool_capacity()):
+	 * a reader that sees the new capacity sees the new slots dead, not
+	 * zero-filled (a zero state word reads as live and unreferenced).
+	 */
+	mrc_store_release(&pool->capacity, pool->capacity + MRC_POOL_STEP);
 	return 0;
 }
 

@@ -28,6 +28,16 @@ struct mrc_region *mrc_region_alloc(struct mrc_region_pool *pool);
 void mrc_region_free(struct mrc_region_pool *pool, struct mrc_region *r);
 void mrc_region_pool_destroy(struct mrc_region_pool *pool);
 
+/*
+ * Regions accessible so far, for a reader without the lock: any index below
+ * it names a region whose state word is initialized (pairs with the release
+ * in the pool's growth).
+ */
+static inline size_t mrc_region_pool_capacity(const struct mrc_region_pool *pool)
+{
+	return mrc_load_acquire(&pool->capacity);
+}
+
 /* The region with pool index @index, which the pool has handed out before. */
 static inline struct mrc_region *mrc_region_at(const struct mrc_region_pool *pool,
 					       uint32_t index)

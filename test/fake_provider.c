@@ -62,6 +62,8 @@ static int fake_dereg(void *ctx, void *handle)
 		fake->deregs++;
 	}
 	pthread_mutex_unlock(&fake->lock);
+	if (fake->dereg_hook)
+		fake->dereg_hook(fake->dereg_hook_arg);
 	return ret;
 }
 

@@ -34,6 +34,9 @@ struct fake_provider {
 	/* Called at the start of every reg call (under the cache lock). */
 	void (*reg_hook)(void *arg);
 	void *reg_hook_arg;
+	/* Called at the end of every dereg call (under the cache lock). */
+	void (*dereg_hook)(void *arg);
+	void *dereg_hook_arg;
 };
 
 void fake_init(struct fake_provider *fake);
