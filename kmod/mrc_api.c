@@ -95,18 +95,26 @@ static int mrc_file_setup(struct mrc_file *f, const struct mrc_geometry *geo,
 
 	if (f->ready)
 		return -EBUSY;
-	ret = mrc_ring_alloc(&f->ring, geo);
+	ret = mrc_user_charge(f->user, MRC_LIMIT_FILES, 1);
 	if (ret)
 		return ret;
+	ret = mrc_ring_alloc(&f->ring, geo);
+	if (ret)
+		goto uncharge;
 	ret = mrc_watch_table_alloc(f, geo->slots);
-	if (ret) {
-		mrc_ring_free(&f->ring);
-		return ret;
-	}
+	if (ret)
+		goto free_ring;
 	f->features = features;
 	/* Pairs with the load-acquire in mrc_file_ready(). */
 	smp_store_release(&f->ready, true);
+	mrc_pressure_add(f);
 	return 0;
+
+free_ring:
+	mrc_ring_free(&f->ring);
+uncharge:
+	mrc_user_uncharge(f->user, MRC_LIMIT_FILES, 1);
+	return ret;
 }
 
 /**
@@ -116,9 +124,11 @@ static int mrc_file_setup(struct mrc_file *f, const struct mrc_geometry *geo,
  *
  * Return: 0; -EFAULT; -EINVAL for a wrong ABI version, unknown flags or
  * features, MRC_FEAT_PRESSURE_COUNTER without MRC_FEAT_PRESSURE, non-zero
- * reserved fields or out-of-range sizes; -EBUSY if
- * the file was already set up; -ENOMEM.  Only a successful non-probe call
- * changes the file.
+ * reserved fields or out-of-range sizes; -EBUSY if the file was already
+ * set up; -EMFILE if the opener's user already has max_user_files set-up
+ * files; -EINTR if a fatal signal arrived while waiting for another call
+ * on the file; -ENOMEM.  Only a successful non-probe call changes the
+ * file.
  */
 long mrc_ioctl_api(struct mrc_file *f, void __user *uarg)
 {
@@ -136,7 +146,8 @@ long mrc_ioctl_api(struct mrc_file *f, void __user *uarg)
 	if (in.flags & MRC_API_PROBE)
 		return 0;
 
-	mutex_lock(&f->mutex);
+	if (mutex_lock_killable(&f->mutex))
+		return -EINTR;
 	ret = mrc_file_setup(f, &geo, out.features);
 	mutex_unlock(&f->mutex);
 	return ret;

@@ -9,6 +9,7 @@
  * VM_DONTCOPY (locked in place by VM_IO), so a child does not even
  * inherit the pages.
  */
+#include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/poll.h>
@@ -46,25 +47,33 @@ static bool mrc_is_owner(struct mrc_file *f)
 	return current->mm == f->mm;
 }
 
+/*
+ * The usage of the opener's effective uid is what the file is charged
+ * to, for its whole life, whoever uses the descriptor later.
+ */
 static int mrc_open(struct inode *inode, struct file *file)
 {
 	struct mrc_file *f;
+	struct mrc_user *u;
 
 	if (!current->mm)
 		return -EINVAL;
+	u = mrc_user_get(current_euid());
+	if (IS_ERR(u))
+		return PTR_ERR(u);
 	f = kzalloc(sizeof(*f), GFP_KERNEL_ACCOUNT);
-	if (!f)
+	if (!f) {
+		mrc_user_put(u);
 		return -ENOMEM;
+	}
+	f->user = u;
 	f->mm = current->mm;
 	mmgrab(f->mm);
 	spin_lock_init(&f->lock);
 	mutex_init(&f->mutex);
 	init_waitqueue_head(&f->wq);
+	f->ranges = RB_ROOT;
 	file->private_data = f;
-
-	spin_lock(&mrc_files_lock);
-	list_add_tail(&f->node, &mrc_files);
-	spin_unlock(&mrc_files_lock);
 	atomic_long_inc(&mrc_stats.files);
 	return stream_open(inode, file);
 }
@@ -73,17 +82,19 @@ static int mrc_release(struct inode *inode, struct file *file)
 {
 	struct mrc_file *f = file->private_data;
 
-	/* After this the shrinker cannot reach the file any more. */
-	spin_lock(&mrc_files_lock);
-	list_del(&f->node);
-	spin_unlock(&mrc_files_lock);
+	/* After this the shrinker leaves the file alone. */
+	mrc_pressure_del(f);
 
 	mrc_watch_remove_all(f);
 	mrc_watch_table_free(f);
 	mrc_ring_free(&f->ring);
+	if (f->ready)
+		mrc_user_uncharge(f->user, MRC_LIMIT_FILES, 1);
+	mrc_user_put(f->user);
 	mmdrop(f->mm);
 	mutex_destroy(&f->mutex);
-	kfree(f);
+	/* A shrinker scan may still hold a pointer from the list walk. */
+	kfree_rcu(f, rcu);
 	atomic_long_dec(&mrc_stats.files);
 	return 0;
 }

@@ -3,12 +3,18 @@
  * mrc_internal.h - shared definitions of the mrcache module's files
  *
  * Locking (outer to inner):
- *   mrc_file.mutex  setup and the watch table; may sleep and allocate.
- *                   Never taken by notifier callbacks or by reclaim.
- *   mrc_files_lock  global list of open files (spinlock; shrinker).
- *   mrc_file.lock   ring, generation array, watch state (spinlock).
- *                   Taken by the invalidate callback and the shrinker, so
- *                   nothing under it may sleep or allocate.
+ *   mrc_file.mutex     setup, the watch table and the range tree; may
+ *                      sleep and allocate.  Never taken by notifier
+ *                      callbacks or by reclaim.
+ *   mrc_pressure_lock  writers of the shrinker's file list (spinlock);
+ *                      the shrinker itself walks the list under RCU.
+ *   mrc_file.lock      ring, generation array, watch state and the
+ *                      watch lists of the ranges (spinlock).  Taken by
+ *                      the invalidate callback and the shrinker, so
+ *                      nothing under it may sleep or allocate.
+ *   mrc_users_lock     the per-user hash (spinlock); taken at open and
+ *                      release only, with no other lock held.
+ * Per-user usage counters are atomics and need no lock.
  */
 #ifndef MRC_INTERNAL_H
 #define MRC_INTERNAL_H
@@ -17,8 +23,13 @@
 #include <linux/list.h>
 #include <linux/mmu_notifier.h>
 #include <linux/mutex.h>
+#include <linux/percpu.h>
+#include <linux/rbtree.h>
+#include <linux/rcupdate.h>
+#include <linux/refcount.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/uidgid.h>
 #include <linux/wait.h>
 
 #include "mrcache_abi.h"
@@ -87,13 +98,43 @@ struct mrc_ring {
 
 struct mrc_file;
 
-/* One watched range: one mmu_interval_notifier. */
-struct mrc_interval {
+/* What one user (effective uid of the opener) holds; see mrc_user.c. */
+struct mrc_user {
+	struct hlist_node node;		/* in mrc_users, mrc_users_lock */
+	kuid_t uid;
+	refcount_t ref;			/* one per open file */
+	atomic_long_t files;		/* set-up files */
+	atomic_long_t watches;
+	atomic_long_t pages;		/* pages of distinct ranges */
+};
+
+/* The per-user limits, in the order of mrc_user's counters. */
+enum mrc_limit {
+	MRC_LIMIT_FILES,
+	MRC_LIMIT_WATCHES,
+	MRC_LIMIT_PAGES,
+};
+
+/*
+ * One distinct watched range of a file: one mmu_interval_notifier, shared
+ * by every watch of exactly that range (duplicates are folded).
+ */
+struct mrc_range {
 	struct mmu_interval_notifier notifier;
+	struct rb_node node;		/* in file->ranges, under mutex */
+	struct list_head watches;	/* mrc_interval.link; changed under
+					 * mutex and lock, walked under lock */
 	struct mrc_file *file;
 	u64 start;
 	u64 length;
+};
+
+/* One watch: one slot of the generation array. */
+struct mrc_interval {
+	struct list_head link;		/* on range->watches */
+	struct mrc_range *range;
 	u64 cookie;
+	u64 serial;			/* unique within the file */
 	u32 id;
 	u32 state;			/* MRC_STATE_*, under file->lock */
 	u32 last_reason;		/* under file->lock */
@@ -102,48 +143,73 @@ struct mrc_interval {
 
 struct mrc_file {
 	struct mm_struct *mm;		/* mmgrab'ed at open */
+	struct mrc_user *user;		/* opener's euid, held until free */
 	spinlock_t lock;
 	struct mutex mutex;
 	wait_queue_head_t wq;
 	bool ready;			/* set once, release/acquire */
+	bool gone;			/* released; under lock */
 	u64 features;
 	struct mrc_ring ring;
 	struct mrc_interval **slots;	/* [ring.slots], under mutex */
 	unsigned long *used;		/* bitmap of slots, under mutex */
+	struct rb_root ranges;		/* by (start, length), under mutex */
+	u64 next_serial;		/* under mutex */
 	u32 nwatches;			/* under mutex */
-	unsigned long watched_pages;	/* written under mutex */
+	unsigned long watched_pages;	/* of ranges; written under mutex */
 	bool pressure_pending;		/* under lock */
 	u32 pressure_pos;		/* ring index of that event */
-	struct list_head node;		/* on mrc_files, mrc_files_lock */
+	struct list_head node;		/* on mrc_pressure_files */
+	struct rcu_head rcu;
 };
 
-/* Counters shown in /sys/class/misc/mrcache/ (tests and debugging). */
+/*
+ * Counters shown in /sys/class/misc/mrcache/stats/ (tests and debugging),
+ * changed by setup, WATCH and UNWATCH, or (events, overflows,
+ * pressure_events) by mrc_ring.c and mrc_shrinker.c.
+ */
 struct mrc_stats {
 	atomic_long_t files;
+	atomic_long_t users;		/* live struct mrc_user */
 	atomic_long_t watches;
-	atomic_long_t watched_pages;
+	atomic_long_t ranges;		/* notifiers: distinct ranges */
+	atomic_long_t watched_pages;	/* of distinct ranges */
 	atomic_long_t pressure_pages;	/* of files with MRC_FEAT_PRESSURE */
 	atomic_long_t ring_bytes;
-	atomic_long_t callbacks;
 	atomic_long_t events;
-	atomic_long_t coalesced;
-	atomic_long_t filtered;
 	atomic_long_t overflows;
-	atomic_long_t release_events;
-	atomic_long_t nonblock_busy;
 	atomic_long_t shrinker_scans;
 	atomic_long_t pressure_events;
+	atomic_long_t limit_files;	/* EMFILE: max_user_files */
+	atomic_long_t limit_watches;	/* ENOSPC: max_user_watches */
+	atomic_long_t limit_pages;	/* ENOSPC: max_user_pages */
+};
+
+/*
+ * Counters bumped by the invalidate callback on every call: per CPU, so
+ * concurrent invalidations of different processes share no cache line;
+ * summed only when sysfs reads them.
+ */
+struct mrc_pcpu_stats {
+	unsigned long callbacks;
+	unsigned long coalesced;
+	unsigned long filtered;
+	unsigned long release_events;
+	unsigned long nonblock_busy;
 };
 
 extern struct mrc_stats mrc_stats;
-extern struct list_head mrc_files;
-extern spinlock_t mrc_files_lock;
+DECLARE_PER_CPU(struct mrc_pcpu_stats, mrc_pcpu_stats);
+#define mrc_pcpu_inc(field)	this_cpu_inc(mrc_pcpu_stats.field)
 
 /* Module parameters (validated at load, read-only afterwards). */
 extern unsigned int mrc_max_ring_entries;
 extern unsigned int mrc_max_watches;
 extern unsigned int mrc_default_ring_entries;
 extern unsigned int mrc_default_watch_slots;
+extern unsigned int mrc_max_user_files;
+extern unsigned int mrc_max_user_watches;
+extern unsigned long mrc_max_user_pages;
 
 /* mrc_file.c */
 extern const struct file_operations mrc_fops;
@@ -183,5 +249,13 @@ extern const struct mmu_interval_notifier_ops mrc_interval_ops;
 int mrc_shrinker_register(void);
 void mrc_shrinker_unregister(void);
 void mrc_pressure_account(struct mrc_file *f, long pages);
+void mrc_pressure_add(struct mrc_file *f);
+void mrc_pressure_del(struct mrc_file *f);
+
+/* mrc_user.c */
+struct mrc_user *mrc_user_get(kuid_t uid);
+void mrc_user_put(struct mrc_user *u);
+int mrc_user_charge(struct mrc_user *u, enum mrc_limit which, long n);
+void mrc_user_uncharge(struct mrc_user *u, enum mrc_limit which, long n);
 
 #endif /* MRC_INTERNAL_H */

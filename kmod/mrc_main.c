@@ -35,9 +35,29 @@ module_param_named(default_watch_slots, mrc_default_watch_slots, uint, 0444);
 MODULE_PARM_DESC(default_watch_slots,
 		 "Watch slots when the handshake asks for 0 (default 4096)");
 
+/*
+ * Per-user bounds (see mrc_user.c).  The defaults leave room for one
+ * process per hardware thread of a large node, each with a cache of a few
+ * hundred registrations, while bounding what one user can make reclaim
+ * and the shrinker do.
+ */
+unsigned int mrc_max_user_files = 512;
+module_param_named(max_user_files, mrc_max_user_files, uint, 0444);
+MODULE_PARM_DESC(max_user_files,
+		 "Set-up files per user; more fail with EMFILE (default 512)");
+
+unsigned int mrc_max_user_watches = 262144;
+module_param_named(max_user_watches, mrc_max_user_watches, uint, 0444);
+MODULE_PARM_DESC(max_user_watches,
+		 "Watches per user; more fail with ENOSPC (default 262144)");
+
+unsigned long mrc_max_user_pages = 1UL << 28;
+module_param_named(max_user_pages, mrc_max_user_pages, ulong, 0444);
+MODULE_PARM_DESC(max_user_pages,
+		 "Pages of distinct watched ranges per user; more fail with ENOSPC (default 2^28)");
+
 struct mrc_stats mrc_stats;
-LIST_HEAD(mrc_files);
-DEFINE_SPINLOCK(mrc_files_lock);
+DEFINE_PER_CPU(struct mrc_pcpu_stats, mrc_pcpu_stats);
 
 /* Global counters for tests and debugging; root only (they describe
  * every user of the device). */
@@ -50,24 +70,45 @@ static ssize_t name##_show(struct device *dev,				\
 }									\
 static DEVICE_ATTR_ADMIN_RO(name)
 
+/* The same for a per-CPU counter: the sum over every possible CPU. */
+#define MRC_PCPU_STAT_ATTR(name)					\
+static ssize_t name##_show(struct device *dev,				\
+			   struct device_attribute *attr, char *buf)	\
+{									\
+	unsigned long sum = 0;						\
+	int cpu;							\
+									\
+	for_each_possible_cpu(cpu)					\
+		sum += per_cpu(mrc_pcpu_stats.name, cpu);		\
+	return sysfs_emit(buf, "%lu\n", sum);				\
+}									\
+static DEVICE_ATTR_ADMIN_RO(name)
+
 MRC_STAT_ATTR(files);
+MRC_STAT_ATTR(users);
 MRC_STAT_ATTR(watches);
+MRC_STAT_ATTR(ranges);
 MRC_STAT_ATTR(watched_pages);
 MRC_STAT_ATTR(pressure_pages);
 MRC_STAT_ATTR(ring_bytes);
-MRC_STAT_ATTR(callbacks);
+MRC_PCPU_STAT_ATTR(callbacks);
 MRC_STAT_ATTR(events);
-MRC_STAT_ATTR(coalesced);
-MRC_STAT_ATTR(filtered);
+MRC_PCPU_STAT_ATTR(coalesced);
+MRC_PCPU_STAT_ATTR(filtered);
 MRC_STAT_ATTR(overflows);
-MRC_STAT_ATTR(release_events);
-MRC_STAT_ATTR(nonblock_busy);
+MRC_PCPU_STAT_ATTR(release_events);
+MRC_PCPU_STAT_ATTR(nonblock_busy);
 MRC_STAT_ATTR(shrinker_scans);
 MRC_STAT_ATTR(pressure_events);
+MRC_STAT_ATTR(limit_files);
+MRC_STAT_ATTR(limit_watches);
+MRC_STAT_ATTR(limit_pages);
 
 static struct attribute *mrc_stat_attrs[] = {
 	&dev_attr_files.attr,
+	&dev_attr_users.attr,
 	&dev_attr_watches.attr,
+	&dev_attr_ranges.attr,
 	&dev_attr_watched_pages.attr,
 	&dev_attr_pressure_pages.attr,
 	&dev_attr_ring_bytes.attr,
@@ -80,6 +121,9 @@ static struct attribute *mrc_stat_attrs[] = {
 	&dev_attr_nonblock_busy.attr,
 	&dev_attr_shrinker_scans.attr,
 	&dev_attr_pressure_events.attr,
+	&dev_attr_limit_files.attr,
+	&dev_attr_limit_watches.attr,
+	&dev_attr_limit_pages.attr,
 	NULL,
 };
 
@@ -121,6 +165,11 @@ static int __init mrc_params_check(void)
 		       MRC_SLOTS_HARD_MAX);
 		return -EINVAL;
 	}
+	if (!mrc_max_user_files || !mrc_max_user_watches ||
+	    !mrc_max_user_pages || mrc_max_user_pages > LONG_MAX) {
+		pr_err("max_user_files, max_user_watches and max_user_pages must be > 0\n");
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -148,6 +197,8 @@ static void __exit mrc_exit(void)
 	mrc_shrinker_unregister();
 	/* No callback of ours may still be queued for SRCU when text goes. */
 	mmu_notifier_synchronize();
+	/* Files wait for a grace period (kfree_rcu) before their memory goes. */
+	rcu_barrier();
 }
 
 module_init(mrc_init);

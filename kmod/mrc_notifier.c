@@ -50,10 +50,10 @@ static bool mrc_reason_is_info(u16 reason)
 static void mrc_event_fill(struct mrc_event *ev, struct mrc_interval *iv,
 			   const struct mmu_notifier_range *range, u16 reason)
 {
-	u64 end = iv->start + iv->length;
+	u64 end = iv->range->start + iv->range->length;
 
 	ev->cookie = iv->cookie;
-	ev->start = max_t(u64, range->start, iv->start);
+	ev->start = max_t(u64, range->start, iv->range->start);
 	ev->end = min_t(u64, range->end, end);
 	ev->id = iv->id;
 	ev->reason = reason;
@@ -67,7 +67,7 @@ static bool mrc_note_info(struct mrc_file *f, struct mrc_interval *iv,
 	struct mrc_event ev;
 
 	if (!(f->features & MRC_FEAT_INFO_EVENTS)) {
-		atomic_long_inc(&mrc_stats.filtered);
+		mrc_pcpu_inc(filtered);
 		return false;
 	}
 	mrc_event_fill(&ev, iv, range, reason);
@@ -90,9 +90,9 @@ static bool mrc_note_invalidation(struct mrc_file *f, struct mrc_interval *iv,
 
 	mrc_gen_bump(&f->ring, iv->id);
 	if (reason == MRC_REASON_RELEASE)
-		atomic_long_inc(&mrc_stats.release_events);
+		mrc_pcpu_inc(release_events);
 	if (iv->state != MRC_STATE_ARMED) {
-		atomic_long_inc(&mrc_stats.coalesced);
+		mrc_pcpu_inc(coalesced);
 		return false;
 	}
 	iv->state = MRC_STATE_INVALID;
@@ -102,34 +102,45 @@ static bool mrc_note_invalidation(struct mrc_file *f, struct mrc_interval *iv,
 	return true;
 }
 
+/* Caller holds file->lock.  Returns true if user space should be woken. */
+static bool mrc_note(struct mrc_file *f, struct mrc_interval *iv,
+		     const struct mmu_notifier_range *range, u16 reason)
+{
+	if (mrc_reason_is_info(reason))
+		return mrc_note_info(f, iv, range, reason);
+	return mrc_note_invalidation(f, iv, range, reason);
+}
+
+/*
+ * One call per distinct range; every watch of that range (duplicates are
+ * folded onto one notifier) is noted under one lock hold.
+ */
 static bool mrc_invalidate(struct mmu_interval_notifier *mni,
 			   const struct mmu_notifier_range *range,
 			   unsigned long cur_seq)
 {
-	struct mrc_interval *iv = container_of(mni, struct mrc_interval,
-					       notifier);
-	struct mrc_file *f = iv->file;
+	struct mrc_range *r = container_of(mni, struct mrc_range, notifier);
+	struct mrc_file *f = r->file;
 	u16 reason = mrc_reason_of(range->event);
-	bool wake;
+	struct mrc_interval *iv;
+	bool wake = false;
 
 	/*
-	 * The lock is a spinlock held for a few stores, but a caller that
-	 * must not block (the OOM reaper) is told to come back rather than
-	 * made to wait for it.
+	 * The lock is a spinlock held for a few stores per watch, but a
+	 * caller that must not block (the OOM reaper) is told to come back
+	 * rather than made to wait for it.
 	 */
 	if (mmu_notifier_range_blockable(range)) {
 		spin_lock(&f->lock);
 	} else if (!spin_trylock(&f->lock)) {
-		atomic_long_inc(&mrc_stats.nonblock_busy);
+		mrc_pcpu_inc(nonblock_busy);
 		return false;
 	}
-	atomic_long_inc(&mrc_stats.callbacks);
+	mrc_pcpu_inc(callbacks);
 	/* Under the lock that REARM holds for mmu_interval_read_retry(). */
 	mmu_interval_set_seq(mni, cur_seq);
-	if (mrc_reason_is_info(reason))
-		wake = mrc_note_info(f, iv, range, reason);
-	else
-		wake = mrc_note_invalidation(f, iv, range, reason);
+	list_for_each_entry(iv, &r->watches, link)
+		wake |= mrc_note(f, iv, range, reason);
 	spin_unlock(&f->lock);
 
 	if (wake)

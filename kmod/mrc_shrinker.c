@@ -17,13 +17,63 @@
  * that invalidations may have been lost, so it would drop every
  * registration instead of the idle ones.
  *
+ * Only set-up files that asked for MRC_FEAT_PRESSURE are on the list the
+ * scan walks, and it walks it under RCU (files are freed a grace period
+ * after release), so reclaim never waits for a lock that open, close or
+ * another reclaimer holds, and never visits files it has nothing to say
+ * to.  The list is bounded by max_user_files per user.
+ *
  * The shrinker is neither NUMA- nor memcg-aware: it runs in global
  * reclaim (kswapd, direct reclaim, drop_caches) but not in reclaim caused
  * by a memory cgroup's own limit.
  */
 #include "mrc_internal.h"
 
+#include <linux/mm.h>
 #include <linux/shrinker.h>
+
+/* Set-up files with MRC_FEAT_PRESSURE; readers use RCU. */
+static LIST_HEAD(mrc_pressure_files);
+static DEFINE_SPINLOCK(mrc_pressure_lock);
+
+static bool mrc_wants_pressure(struct mrc_file *f)
+{
+	return mrc_file_ready(f) && (f->features & MRC_FEAT_PRESSURE);
+}
+
+/**
+ * mrc_pressure_add() - put a file just set up on the shrinker's list
+ * @f: ready file, under f->mutex; files without MRC_FEAT_PRESSURE are
+ *     left off
+ */
+void mrc_pressure_add(struct mrc_file *f)
+{
+	if (!mrc_wants_pressure(f))
+		return;
+	spin_lock(&mrc_pressure_lock);
+	list_add_tail_rcu(&f->node, &mrc_pressure_files);
+	spin_unlock(&mrc_pressure_lock);
+}
+
+/**
+ * mrc_pressure_del() - take a file being released off the list
+ * @f: file; its memory must stay valid for a grace period afterwards
+ *
+ * A scan that found the file before it left the list may still reach
+ * it; it checks f->gone under f->lock, which is set here, so it never
+ * touches the ring that release frees next.
+ */
+void mrc_pressure_del(struct mrc_file *f)
+{
+	if (!mrc_wants_pressure(f))
+		return;
+	spin_lock(&mrc_pressure_lock);
+	list_del_rcu(&f->node);
+	spin_unlock(&mrc_pressure_lock);
+	spin_lock(&f->lock);
+	f->gone = true;
+	spin_unlock(&f->lock);
+}
 
 /**
  * mrc_pressure_account() - track the pages the shrinker reports
@@ -36,12 +86,21 @@ void mrc_pressure_account(struct mrc_file *f, long pages)
 		atomic_long_add(pages, &mrc_stats.pressure_pages);
 }
 
+/*
+ * The pages of distinct watched ranges of pressure files: what user space
+ * could give back if every watch were a registration.  Each user's part
+ * is bounded by max_user_pages, and no more than all of memory can be
+ * pinned, so the sum is capped at totalram: a watch of unmapped address
+ * space must not make reclaim believe we hold more than the machine has.
+ */
 static unsigned long mrc_shrink_count(struct shrinker *s,
 				      struct shrink_control *sc)
 {
 	long pages = atomic_long_read(&mrc_stats.pressure_pages);
 
-	return pages > 0 ? pages : 0;
+	if (pages <= 0)
+		return 0;
+	return min_t(unsigned long, pages, totalram_pages());
 }
 
 /*
@@ -87,10 +146,10 @@ static void mrc_pressure_notify(struct mrc_file *f, unsigned long nr)
 	unsigned long pages = READ_ONCE(f->watched_pages);
 	bool wake;
 
-	if (!mrc_file_ready(f) || !(f->features & MRC_FEAT_PRESSURE) || !pages)
+	if (!pages)
 		return;
 	spin_lock(&f->lock);
-	wake = mrc_pressure_post(f, min(nr, pages));
+	wake = !f->gone && mrc_pressure_post(f, min(nr, pages));
 	spin_unlock(&f->lock);
 	if (wake)
 		mrc_file_wake(f);
@@ -102,10 +161,10 @@ static unsigned long mrc_shrink_scan(struct shrinker *s,
 	struct mrc_file *f;
 
 	atomic_long_inc(&mrc_stats.shrinker_scans);
-	spin_lock(&mrc_files_lock);
-	list_for_each_entry(f, &mrc_files, node)
+	rcu_read_lock();
+	list_for_each_entry_rcu(f, &mrc_pressure_files, node)
 		mrc_pressure_notify(f, sc->nr_to_scan);
-	spin_unlock(&mrc_files_lock);
+	rcu_read_unlock();
 	return SHRINK_STOP;
 }
 

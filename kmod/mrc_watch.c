@@ -6,6 +6,18 @@
  * A watch id is its slot in the generation array.  A watch lives until
  * UNWATCH or until the file is released; an invalidation only turns it
  * from ARMED to INVALID (notifiers are never removed from a callback).
+ *
+ * Watches of exactly the same range share one struct mrc_range and its
+ * notifier, found in a per-file rbtree keyed by (start, length): the
+ * library legitimately watches a range twice (a dead registration still
+ * referenced while its replacement is registered, or two access modes),
+ * so duplicates cannot be refused, but they must not multiply the
+ * notifiers the mm's interval tree holds.
+ *
+ * The mutex is taken killable, and nothing is copied to user space under
+ * it: a fault on the user's buffer can block for as long as user space
+ * likes (userfaultfd, a FUSE-backed mapping), and every other request on
+ * the file would wait with it.
  */
 #include <linux/bitmap.h>
 #include <linux/mm.h>
@@ -46,16 +58,119 @@ void mrc_watch_table_free(struct mrc_file *f)
 	f->used = NULL;
 }
 
-static void mrc_watch_account(struct mrc_file *f, struct mrc_interval *iv,
+/* Under f->mutex: the range [start, start + length) of @f, or NULL. */
+static struct mrc_range *mrc_range_find(struct mrc_file *f, u64 start,
+					u64 length)
+{
+	struct rb_node *n = f->ranges.rb_node;
+
+	while (n) {
+		struct mrc_range *r = rb_entry(n, struct mrc_range, node);
+
+		if (start != r->start)
+			n = start < r->start ? n->rb_left : n->rb_right;
+		else if (length != r->length)
+			n = length < r->length ? n->rb_left : n->rb_right;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+/* Under f->mutex: file @r, known not to be there yet, in the tree. */
+static void mrc_range_link(struct mrc_file *f, struct mrc_range *r)
+{
+	struct rb_node **link = &f->ranges.rb_node, *parent = NULL;
+
+	while (*link) {
+		struct mrc_range *o = rb_entry(*link, struct mrc_range, node);
+
+		parent = *link;
+		if (r->start < o->start ||
+		    (r->start == o->start && r->length < o->length))
+			link = &parent->rb_left;
+		else
+			link = &parent->rb_right;
+	}
+	rb_link_node(&r->node, parent, link);
+	rb_insert_color(&r->node, &f->ranges);
+}
+
+static void mrc_range_account(struct mrc_file *f, struct mrc_range *r,
 			      long sign)
 {
-	long pages = sign * (long)(iv->length >> PAGE_SHIFT);
+	long pages = sign * (long)(r->length >> PAGE_SHIFT);
 
-	f->nwatches += sign;
 	WRITE_ONCE(f->watched_pages, f->watched_pages + pages);
-	atomic_long_add(sign, &mrc_stats.watches);
+	atomic_long_add(sign, &mrc_stats.ranges);
 	atomic_long_add(pages, &mrc_stats.watched_pages);
 	mrc_pressure_account(f, pages);
+}
+
+/*
+ * Under f->mutex: a new range with its notifier inserted, its pages
+ * charged to the user, or an ERR_PTR.
+ */
+static struct mrc_range *mrc_range_new(struct mrc_file *f,
+				       const struct mrc_watch *w)
+{
+	long pages = w->length >> PAGE_SHIFT;
+	struct mrc_range *r;
+	int ret;
+
+	ret = mrc_user_charge(f->user, MRC_LIMIT_PAGES, pages);
+	if (ret)
+		return ERR_PTR(ret);
+	r = kzalloc(sizeof(*r), GFP_KERNEL_ACCOUNT);
+	if (!r) {
+		ret = -ENOMEM;
+		goto uncharge;
+	}
+	r->file = f;
+	r->start = w->start;
+	r->length = w->length;
+	INIT_LIST_HEAD(&r->watches);
+	ret = mmu_interval_notifier_insert(&r->notifier, f->mm, r->start,
+					   r->length, &mrc_interval_ops);
+	if (ret)
+		goto free;
+	mrc_range_link(f, r);
+	mrc_range_account(f, r, 1);
+	return r;
+
+free:
+	kfree(r);
+uncharge:
+	mrc_user_uncharge(f->user, MRC_LIMIT_PAGES, pages);
+	return ERR_PTR(ret);
+}
+
+/* Under f->mutex: the range of @w, shared if it exists, else new. */
+static struct mrc_range *mrc_range_get(struct mrc_file *f,
+				       const struct mrc_watch *w)
+{
+	struct mrc_range *r = mrc_range_find(f, w->start, w->length);
+
+	return r ? r : mrc_range_new(f, w);
+}
+
+/* Under f->mutex: drop @r if its last watch went. */
+static void mrc_range_put(struct mrc_file *f, struct mrc_range *r)
+{
+	if (!list_empty(&r->watches))
+		return;
+	rb_erase(&r->node, &f->ranges);
+	mrc_range_account(f, r, -1);
+	/* Waits for a callback still running on this range. */
+	mmu_interval_notifier_remove(&r->notifier);
+	mrc_user_uncharge(f->user, MRC_LIMIT_PAGES, r->length >> PAGE_SHIFT);
+	kfree(r);
+}
+
+static void mrc_watch_account(struct mrc_file *f, long sign)
+{
+	f->nwatches += sign;
+	atomic_long_add(sign, &mrc_stats.watches);
 }
 
 /* Detach slot @id (under f->mutex) and destroy its watch. */
@@ -65,13 +180,18 @@ static void mrc_watch_destroy(struct mrc_file *f, struct mrc_interval *iv)
 
 	f->slots[id] = NULL;
 	clear_bit(id, f->used);
-	mrc_watch_account(f, iv, -1);
-	/* Waits for a callback still running on this watch. */
-	mmu_interval_notifier_remove(&iv->notifier);
-	/* Stale (id, generation) pairs must never validate again. */
+	mrc_watch_account(f, -1);
+	/*
+	 * Callbacks reach a watch only through its range's list, under the
+	 * lock, so once it is off the list it is ours alone.  Stale (id,
+	 * generation) pairs must never validate again.
+	 */
 	spin_lock(&f->lock);
+	list_del(&iv->link);
 	mrc_gen_bump(&f->ring, id);
 	spin_unlock(&f->lock);
+	mrc_range_put(f, iv->range);
+	mrc_user_uncharge(f->user, MRC_LIMIT_WATCHES, 1);
 	kfree(iv);
 }
 
@@ -112,71 +232,98 @@ static int mrc_slot_find(struct mrc_file *f)
 	return id;
 }
 
-/* Under f->mutex: insert the notifier and arm the watch. */
-static int mrc_watch_insert(struct mrc_file *f, struct mrc_interval *iv)
+/* Under f->mutex: join the range's watches, armed, and fill the slot. */
+static void mrc_watch_arm(struct mrc_file *f, struct mrc_interval *iv)
 {
-	int ret;
-
 	spin_lock(&f->lock);
 	iv->armed_gen = mrc_gen_bump(&f->ring, iv->id);
 	iv->state = MRC_STATE_ARMED;
+	list_add_tail(&iv->link, &iv->range->watches);
 	spin_unlock(&f->lock);
-
-	ret = mmu_interval_notifier_insert(&iv->notifier, f->mm, iv->start,
-					   iv->length, &mrc_interval_ops);
-	if (ret)
-		return ret;
 	f->slots[iv->id] = iv;
 	set_bit(iv->id, f->used);
-	mrc_watch_account(f, iv, 1);
+	iv->serial = ++f->next_serial;
+	mrc_watch_account(f, 1);
 	/*
-	 * An invalidation that began before the insert is not reported to
-	 * us; wait for it to end so the pages are stable when WATCH returns.
-	 * One that begins later bumps the generation past armed_gen.
+	 * An invalidation whose callback ran before the watch joined the
+	 * list did not see it; wait for it to end so the pages are stable
+	 * when WATCH returns.  One that begins later bumps the generation
+	 * past armed_gen.
 	 */
-	mmu_interval_read_begin(&iv->notifier);
-	return 0;
+	mmu_interval_read_begin(&iv->range->notifier);
 }
 
-static struct mrc_interval *mrc_watch_new(struct mrc_file *f,
-					  const struct mrc_watch *w)
+static struct mrc_interval *mrc_watch_new(u32 id, const struct mrc_watch *w)
 {
 	struct mrc_interval *iv = kzalloc(sizeof(*iv), GFP_KERNEL_ACCOUNT);
 
 	if (!iv)
 		return NULL;
-	iv->file = f;
-	iv->start = w->start;
-	iv->length = w->length;
+	iv->id = id;
 	iv->cookie = w->cookie;
+	return iv;
+}
+
+/* Under f->mutex: a new watch in slot @id, charged to the user. */
+static struct mrc_interval *mrc_watch_create(struct mrc_file *f, u32 id,
+					     const struct mrc_watch *w)
+{
+	struct mrc_interval *iv;
+	struct mrc_range *r;
+	int ret;
+
+	ret = mrc_user_charge(f->user, MRC_LIMIT_WATCHES, 1);
+	if (ret)
+		return ERR_PTR(ret);
+	iv = mrc_watch_new(id, w);
+	r = iv ? mrc_range_get(f, w) : ERR_PTR(-ENOMEM);
+	if (IS_ERR(r)) {
+		kfree(iv);
+		mrc_user_uncharge(f->user, MRC_LIMIT_WATCHES, 1);
+		return ERR_CAST(r);
+	}
+	iv->range = r;
+	mrc_watch_arm(f, iv);
 	return iv;
 }
 
 /* Under f->mutex. */
 static long mrc_watch_add(struct mrc_file *f, const struct mrc_watch *w,
-			  struct mrc_watch *out)
+			  struct mrc_watch *out, u64 *serial)
 {
 	struct mrc_interval *iv;
-	int id, ret;
+	int id;
 
 	id = mrc_slot_find(f);
 	if (id < 0)
 		return id;
-	iv = mrc_watch_new(f, w);
-	if (!iv)
-		return -ENOMEM;
-	iv->id = id;
-	ret = mrc_watch_insert(f, iv);
-	if (ret) {
-		kfree(iv);
-		return ret;
-	}
-	out->start = iv->start;
-	out->length = iv->length;
+	iv = mrc_watch_create(f, id, w);
+	if (IS_ERR(iv))
+		return PTR_ERR(iv);
+	out->start = iv->range->start;
+	out->length = iv->range->length;
 	out->cookie = iv->cookie;
 	out->id = iv->id;
 	out->generation = iv->armed_gen;
+	*serial = iv->serial;
 	return 0;
+}
+
+/*
+ * The answer of WATCH could not be copied out: remove the watch again, a
+ * watch whose id user space never learnt would leak.  The lock was
+ * dropped meanwhile, so the slot may have been freed and reused by
+ * another thread; the serial tells.
+ */
+static void mrc_watch_undo(struct mrc_file *f, u32 id, u64 serial)
+{
+	struct mrc_interval *iv;
+
+	mutex_lock(&f->mutex);
+	iv = f->slots[id];
+	if (iv && iv->serial == serial)
+		mrc_watch_destroy(f, iv);
+	mutex_unlock(&f->mutex);
 }
 
 /**
@@ -184,12 +331,19 @@ static long mrc_watch_add(struct mrc_file *f, const struct mrc_watch *w,
  * @f: ready file, caller's mm checked
  * @uarg: struct mrc_watch
  *
+ * A watch of exactly the range of another watch of the file shares its
+ * notifier (see doc/kmod-design.md); it still has its own id, cookie,
+ * generation and state.
+ *
  * Return: 0, -EFAULT, -EINVAL (alignment, wrap, limits, reserved),
- * -EBADFD (no handshake yet), -ENOSPC (every slot in use), -ENOMEM.
+ * -EBADFD (no handshake yet), -ENOSPC (every slot in use, or the user's
+ * max_user_watches or max_user_pages reached), -EINTR (fatal signal while
+ * waiting for the file), -ENOMEM.
  */
 long mrc_ioctl_watch(struct mrc_file *f, void __user *uarg)
 {
 	struct mrc_watch w, out;
+	u64 serial;
 	long ret;
 
 	if (copy_from_user(&w, uarg, sizeof(w)))
@@ -199,19 +353,21 @@ long mrc_ioctl_watch(struct mrc_file *f, void __user *uarg)
 		return ret;
 	memset(&out, 0, sizeof(out));
 
-	mutex_lock(&f->mutex);
-	if (!mrc_file_ready(f)) {
+	if (mutex_lock_killable(&f->mutex))
+		return -EINTR;
+	if (!mrc_file_ready(f))
 		ret = -EBADFD;
-	} else {
-		ret = mrc_watch_add(f, &w, &out);
-		/* A watch whose id user space never learnt would leak. */
-		if (!ret && copy_to_user(uarg, &out, sizeof(out))) {
-			mrc_watch_destroy(f, f->slots[out.id]);
-			ret = -EFAULT;
-		}
-	}
+	else
+		ret = mrc_watch_add(f, &w, &out, &serial);
 	mutex_unlock(&f->mutex);
-	return ret;
+	if (ret)
+		return ret;
+	/* Not under the mutex: see the top of this file. */
+	if (copy_to_user(uarg, &out, sizeof(out))) {
+		mrc_watch_undo(f, out.id, serial);
+		return -EFAULT;
+	}
+	return 0;
 }
 
 /* Under f->mutex: the watch with id @id, or an ERR_PTR. */
@@ -232,7 +388,8 @@ static struct mrc_interval *mrc_watch_lookup(struct mrc_file *f, u32 id)
  * @uarg: struct mrc_unwatch
  *
  * Return: 0, -EFAULT, -EINVAL (id out of range, flags, reserved),
- * -ENOENT (slot not in use), -EBADFD.
+ * -ENOENT (slot not in use), -EBADFD, -EINTR (fatal signal while waiting
+ * for the file).
  */
 long mrc_ioctl_unwatch(struct mrc_file *f, void __user *uarg)
 {
@@ -245,7 +402,8 @@ long mrc_ioctl_unwatch(struct mrc_file *f, void __user *uarg)
 	if (u.flags || u.reserved[0] || u.reserved[1])
 		return -EINVAL;
 
-	mutex_lock(&f->mutex);
+	if (mutex_lock_killable(&f->mutex))
+		return -EINTR;
 	iv = mrc_watch_lookup(f, u.id);
 	if (IS_ERR(iv))
 		ret = PTR_ERR(iv);
@@ -260,7 +418,7 @@ long mrc_ioctl_unwatch(struct mrc_file *f, void __user *uarg)
  * @f: file, caller's mm checked
  * @uarg: struct mrc_query
  *
- * Return: 0, -EFAULT, -EINVAL, -ENOENT, -EBADFD.
+ * Return: 0, -EFAULT, -EINVAL, -ENOENT, -EBADFD, -EINTR.
  */
 long mrc_ioctl_query(struct mrc_file *f, void __user *uarg)
 {
@@ -274,14 +432,15 @@ long mrc_ioctl_query(struct mrc_file *f, void __user *uarg)
 		return -EINVAL;
 	memset(&out, 0, sizeof(out));
 
-	mutex_lock(&f->mutex);
+	if (mutex_lock_killable(&f->mutex))
+		return -EINTR;
 	iv = mrc_watch_lookup(f, q.id);
 	if (IS_ERR(iv)) {
 		ret = PTR_ERR(iv);
 	} else {
 		out.id = iv->id;
-		out.start = iv->start;
-		out.length = iv->length;
+		out.start = iv->range->start;
+		out.length = iv->range->length;
 		out.cookie = iv->cookie;
 		spin_lock(&f->lock);
 		out.generation = mrc_gen_read(&f->ring, iv->id);
@@ -308,9 +467,9 @@ static long mrc_watch_rearm(struct mrc_file *f, struct mrc_interval *iv,
 	unsigned long seq;
 
 	for (;;) {
-		seq = mmu_interval_read_begin(&iv->notifier);
+		seq = mmu_interval_read_begin(&iv->range->notifier);
 		spin_lock(&f->lock);
-		if (!mmu_interval_read_retry(&iv->notifier, seq))
+		if (!mmu_interval_read_retry(&iv->range->notifier, seq))
 			break;
 		spin_unlock(&f->lock);
 		cond_resched();
@@ -339,7 +498,7 @@ static bool mrc_rearm_valid(const struct mrc_rearm *r)
  * @f: file, caller's mm checked
  * @uarg: struct mrc_rearm
  *
- * Return: 0, -EFAULT, -EINVAL, -ENOENT, -EBADFD, or -ESTALE when
+ * Return: 0, -EFAULT, -EINVAL, -ENOENT, -EBADFD, -EINTR, or -ESTALE when
  * MRC_REARM_EXPECT was given and the generation moved (the watch stays
  * INVALID; the current generation is still copied out).
  */
@@ -355,7 +514,8 @@ long mrc_ioctl_rearm(struct mrc_file *f, void __user *uarg)
 		return -EINVAL;
 	memset(&out, 0, sizeof(out));
 
-	mutex_lock(&f->mutex);
+	if (mutex_lock_killable(&f->mutex))
+		return -EINTR;
 	iv = mrc_watch_lookup(f, r.id);
 	if (IS_ERR(iv)) {
 		ret = PTR_ERR(iv);
