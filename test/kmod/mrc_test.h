@@ -21,7 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -309,6 +315,121 @@ static inline long t_stat(const char *name)
 		v = -1;
 	fclose(f);
 	return v;
+}
+
+/* A module parameter from /sys/module/mrcache/parameters/NAME, or -1. */
+static inline long t_param(const char *name)
+{
+	char path[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/mrcache/parameters/%s",
+		 name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/*
+ * A module parameter, or @dflt where the module has no such parameter:
+ * run against a module without per-user limits, a test then fails on
+ * what the module does, not on a missing file.
+ */
+static inline long t_param_or(const char *name, long dflt)
+{
+	long v = t_param(name);
+
+	return v < 0 ? dflt : v;
+}
+
+/* The user every per-user test runs its unprivileged side as. */
+#define T_NOBODY 65534
+/* Another unprivileged user, to show that limits are per user. */
+#define T_OTHER 12345
+
+/*
+ * Fork a child that drops to @uid (and gid) and returns fn(arg) as its
+ * exit status.  The tests that use this run as root (they do in the VM);
+ * not being root is a failure, never a skip, so they cannot pass by not
+ * running.
+ */
+static inline pid_t t_as_user(uid_t uid, int (*fn)(void *), void *arg)
+{
+	pid_t pid;
+
+	CHECK(geteuid() == 0, "needs root to switch users (the VM runs "
+	      "tests as root)");
+	/* What the udev rule does; the VM has no udev. */
+	CHECK(!chmod(MRC_DEVICE_PATH, 0666), "chmod %s: %s", MRC_DEVICE_PATH,
+	      strerror(errno));
+	pid = fork();
+	CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (pid)
+		return pid;
+	/* A failing parent must not leave children holding files. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (setgroups(0, NULL) || setgid(uid) || setuid(uid)) {
+		fprintf(stderr, "%s: setuid %u: %s\n", t_name, uid,
+			strerror(errno));
+		_exit(T_FAIL);
+	}
+	_exit(fn(arg));
+}
+
+/* Wait for a child of t_as_user() and check that it passed. */
+static inline void t_reap(pid_t pid, const char *what)
+{
+	int st;
+
+	CHECK(waitpid(pid, &st, 0) == pid, "waitpid %s", what);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == T_PASS,
+	      "%s: child status %#x", what, st);
+}
+
+/* One byte through a pipe: the handshakes between a test's processes. */
+static inline void t_signal(int fd)
+{
+	CHECK(write(fd, "x", 1) == 1, "pipe write: %s", strerror(errno));
+}
+
+/* Wait for a byte from child @pid; fail at once if it dies instead. */
+static inline void t_wait_child(int fd, pid_t pid)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int st;
+	char c;
+
+	while (poll(&pfd, 1, 100) == 0)
+		CHECK(waitpid(pid, &st, WNOHANG) != pid,
+		      "child %d ended with status %#x", (int)pid, st);
+	CHECK(read(fd, &c, 1) == 1, "pipe read: %s", strerror(errno));
+}
+
+/* In a child: wait for a byte from the parent (it kills us if it dies). */
+static inline void t_wait(int fd)
+{
+	char c;
+
+	CHECK(read(fd, &c, 1) == 1, "pipe read: %s", strerror(errno));
+}
+
+/* Global counters that must be back to zero once every file is closed. */
+static inline void t_expect_idle(void)
+{
+	static const char *names[] = {
+		"files", "users", "watches", "ranges", "watched_pages",
+		"pressure_pages", "ring_bytes",
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		CHECK(t_stat(names[i]) == 0, "stats/%s is %ld with no file open",
+		      names[i], t_stat(names[i]));
 }
 
 static inline double t_now_us(void)

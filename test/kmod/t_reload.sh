@@ -6,6 +6,8 @@
 #     than 4 MiB (a leak of the rings or watches alone would be ~60 MiB).
 #  2. rmmod must succeed (no file or reference left) and remove the
 #     device; insmod "$MRCACHE_KO" again; t_munmap must pass on it.
+#  3. Bad per-user limits are refused; small ones are enforced (the
+#     t_user_* tests read the parameters).
 # The Debian kernel has no kmemleak (CONFIG_DEBUG_KMEMLEAK is off), so
 # the checks are the counters, meminfo and rmmod's refcount check.
 set -u
@@ -31,7 +33,7 @@ for _ in $(seq 10); do
 done
 echo 3 > /proc/sys/vm/drop_caches
 after=$(meminfo_kb)
-for c in files watches watched_pages ring_bytes; do
+for c in files users watches ranges watched_pages pressure_pages ring_bytes; do
 	v=$(cat "$stats/$c")
 	[[ $v == 0 ]] || fail "counter $c is $v after all files closed"
 done
@@ -50,5 +52,11 @@ insmod "$MRCACHE_KO" max_watches=1024 || fail "insmod again"
 rmmod mrcache || fail "second rmmod"
 insmod "$MRCACHE_KO" max_ring_entries=100 2>/dev/null &&
 	fail "insmod accepted max_ring_entries=100"
+insmod "$MRCACHE_KO" max_user_watches=0 2>/dev/null &&
+	fail "insmod accepted max_user_watches=0"
+insmod "$MRCACHE_KO" max_user_files=2 max_user_watches=3 || fail "insmod limits"
+"$bindir/t_user_files" || fail "t_user_files with max_user_files=2"
+"$bindir/t_user_watches" || fail "t_user_watches with max_user_watches=3"
+rmmod mrcache || fail "third rmmod"
 insmod "$MRCACHE_KO" || fail "final insmod"
 echo "t_reload: PASS"
