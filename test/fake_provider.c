@@ -5,6 +5,18 @@
 
 #include "fake_provider.h"
 
+static int faulted(const struct fake_provider *fake, uint64_t addr,
+		   uint64_t len, uint32_t access)
+{
+	for (size_t i = 0; i < fake->nfaults; i++) {
+		const struct fake_fault *f = &fake->faults[i];
+
+		if (addr < f->end && addr + len > f->start && (access & f->access))
+			return 1;
+	}
+	return 0;
+}
+
 /* Handles are 1-based indices into regs, so a bad handle is detectable. */
 static int fake_reg(void *ctx, void *addr, size_t len, uint32_t access,
 		    void **handle)
@@ -18,6 +30,8 @@ static int fake_reg(void *ctx, void *addr, size_t len, uint32_t access,
 	if (fake->fail_count > 0) {
 		fake->fail_count--;
 		ret = fake->fail_next;
+	} else if (faulted(fake, (uintptr_t)addr, len, access)) {
+		ret = -EFAULT;
 	} else if (fake->byte_limit && fake->live_bytes + len > fake->byte_limit) {
 		ret = -ENOMEM;
 	} else if (fake->count == fake->capacity) {
@@ -92,6 +106,21 @@ const struct fake_reg *fake_reg_of(struct fake_provider *fake,
 	size_t i = (uintptr_t)mrc_region_handle(region);
 
 	return i && i <= fake->count ? &fake->regs[i - 1] : NULL;
+}
+
+void fake_add_fault(struct fake_provider *fake, const void *addr, size_t len,
+		    uint32_t access)
+{
+	struct fake_fault *f;
+
+	pthread_mutex_lock(&fake->lock);
+	if (fake->nfaults == FAKE_MAX_FAULTS)
+		abort();	/* a test asking for more is wrong */
+	f = &fake->faults[fake->nfaults++];
+	f->start = (uintptr_t)addr;
+	f->end = (uintptr_t)addr + len;
+	f->access = access;
+	pthread_mutex_unlock(&fake->lock);
 }
 
 int fake_reserve(struct fake_provider *fake, size_t n)

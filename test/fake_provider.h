@@ -19,6 +19,19 @@ struct fake_reg {
 	int live;
 };
 
+/*
+ * Registrations overlapping [start, end) with any of @access fail with
+ * -EFAULT, as ibv_reg_mr fails over memory it cannot pin (unmapped, or not
+ * writable for write access).
+ */
+struct fake_fault {
+	uint64_t start;
+	uint64_t end;
+	uint32_t access;
+};
+
+#define FAKE_MAX_FAULTS 4
+
 struct fake_provider {
 	pthread_mutex_t lock;
 	struct fake_reg *regs;
@@ -31,6 +44,8 @@ struct fake_provider {
 	int fail_next;		/* -errno returned by the next reg calls */
 	int fail_count;		/* ... this many times */
 	uint64_t byte_limit;	/* fail with -ENOMEM past this, 0 = none */
+	struct fake_fault faults[FAKE_MAX_FAULTS];
+	size_t nfaults;
 	/* Called at the start of every reg call (under the cache lock). */
 	void (*reg_hook)(void *arg);
 	void *reg_hook_arg;
@@ -45,6 +60,10 @@ struct mrc_provider fake_provider(struct fake_provider *fake);
 /* The registration behind a region's handle. */
 const struct fake_reg *fake_reg_of(struct fake_provider *fake,
 				   const struct mrc_region *region);
+
+/* Fail registrations over [addr, +len) that ask for any of @access. */
+void fake_add_fault(struct fake_provider *fake, const void *addr, size_t len,
+		    uint32_t access);
 
 /* Preallocate room for @n registrations (no realloc under threads). */
 int fake_reserve(struct fake_provider *fake, size_t n);
