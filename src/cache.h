@@ -102,6 +102,14 @@ void mrc_drain_deferred(struct mrc_cache *cache);
 int mrc_fork_error(const struct mrc_cache *cache);
 uint64_t mrc_page_size(void);
 
+/* vma.c: what /proc/self/maps says, read after a failed registration */
+struct mrc_vma_state {
+	uint64_t hole_start;	/* [hole_start, hole_end) covers every */
+	uint64_t hole_end;	/* unmapped part; empty when all is mapped */
+	bool unwritable;	/* some mapped part lacks PROT_WRITE */
+};
+int mrc_vma_state(uint64_t start, uint64_t end, struct mrc_vma_state *st);
+
 /* miss.c */
 int mrc_register_range(struct mrc_cache *cache, uint64_t start, uint64_t end,
 		       uint32_t access, struct mrc_region **region);

@@ -4,7 +4,9 @@
  * access as configured), make room, register, and publish the region.
  *
  * Regions being merged are killed only after the new registration
- * succeeded, so a failed miss leaves the cache as it found it.
+ * succeeded, so a failed miss leaves the cache as it found it (but for
+ * regions found stale on the way). A merge that cannot be registered
+ * falls back to less of it, then to the request alone.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,41 +16,49 @@
 #include "cache.h"
 #include "error.h"
 
-/* Regions the new one absorbs; they are in the tree until the end. */
-struct merge_set {
-	struct mrc_region **regions;
+/* A growable array of regions. */
+struct region_list {
+	struct mrc_region **at;
 	size_t count;
 	size_t capacity;
+};
+
+static int list_add(struct region_list *list, struct mrc_region *r)
+{
+	if (list->count == list->capacity) {
+		size_t cap = list->capacity ? 2 * list->capacity : 8;
+		struct mrc_region **grown;
+
+		grown = realloc(list->at, cap * sizeof(*grown));
+		if (!grown)
+			return mrc_error(ENOMEM, "no memory to merge regions");
+		list->at = grown;
+		list->capacity = cap;
+	}
+	list->at[list->count++] = r;
+	return 0;
+}
+
+static int list_has(const struct region_list *list, const struct mrc_region *r)
+{
+	for (size_t i = 0; i < list->count; i++)
+		if (list->at[i] == r)
+			return 1;
+	return 0;
+}
+
+/* The range to register, built from the request and what it absorbs. */
+struct merge_set {
+	struct region_list merged;	/* absorbed; in the tree until the end */
+	struct region_list excluded;	/* kept out after a failed registration */
 	uint64_t start;
 	uint64_t end;
 	uint32_t access;
 	uint32_t upgrades;
+	uint64_t req_start;		/* the request as asked */
+	uint64_t req_end;
+	uint32_t req_access;
 };
-
-static int merge_set_add(struct merge_set *set, struct mrc_region *r)
-{
-	if (set->count == set->capacity) {
-		size_t cap = set->capacity ? 2 * set->capacity : 8;
-		struct mrc_region **grown;
-
-		grown = realloc(set->regions, cap * sizeof(*grown));
-		if (!grown)
-			return mrc_error(ENOMEM, "no memory to merge regions");
-		set->regions = grown;
-		set->capacity = cap;
-	}
-	set->regions[set->count++] = r;
-	return 0;
-}
-
-static int merge_set_has(const struct merge_set *set,
-			 const struct mrc_region *r)
-{
-	for (size_t i = 0; i < set->count; i++)
-		if (set->regions[i] == r)
-			return 1;
-	return 0;
-}
 
 /* Does the policy fold @r into the range being built? */
 static int should_merge(const struct mrc_cache *cache,
@@ -83,9 +93,10 @@ static int merge_pass(struct mrc_cache *cache, struct merge_set *set)
 	     n = mrc_itree_next_overlap(n, qs, qe)) {
 		struct mrc_region *r = mrc_node_region(n);
 
-		if (merge_set_has(set, r) || !should_merge(cache, r, set, &upgrade))
+		if (list_has(&set->merged, r) || list_has(&set->excluded, r) ||
+		    !should_merge(cache, r, set, &upgrade))
 			continue;
-		ret = merge_set_add(set, r);
+		ret = list_add(&set->merged, r);
 		if (ret)
 			return ret;
 		set->upgrades += upgrade;
@@ -268,19 +279,19 @@ static void publish(struct mrc_cache *cache, struct mrc_region *r)
 
 static void retire_merged(struct mrc_cache *cache, const struct merge_set *set)
 {
-	for (size_t i = 0; i < set->count; i++)
-		mrc_region_kill(cache, set->regions[i]);
-	cache->count.merges += set->count - set->upgrades;
+	for (size_t i = 0; i < set->merged.count; i++)
+		mrc_region_kill(cache, set->merged.at[i]);
+	cache->count.merges += set->merged.count - set->upgrades;
 	cache->count.upgrades += set->upgrades;
 }
 
 static void mark_merging(const struct merge_set *set, int on)
 {
-	for (size_t i = 0; i < set->count; i++) {
+	for (size_t i = 0; i < set->merged.count; i++) {
 		if (on)
-			set->regions[i]->flags |= MRC_REGION_MERGING;
+			set->merged.at[i]->flags |= MRC_REGION_MERGING;
 		else
-			set->regions[i]->flags &= ~MRC_REGION_MERGING;
+			set->merged.at[i]->flags &= ~MRC_REGION_MERGING;
 	}
 }
 
@@ -312,24 +323,100 @@ static int register_new(struct mrc_cache *cache, struct merge_set *set,
 	return 0;
 }
 
+/* Start the set again from the request alone: its own range and access. */
+static void reset_to_request(struct merge_set *set)
+{
+	set->merged.count = 0;
+	set->start = set->req_start;
+	set->end = set->req_end;
+	set->access = set->req_access;
+	set->upgrades = 0;
+}
+
+/*
+ * A registration of the whole set failed. Keep out of the merge each
+ * absorbed region whose memory it may have tripped over. Unmapped pages
+ * make a region stale (an event not seen yet, or never reported): it is
+ * invalidated like any reported change. Pages without write permission
+ * (read-only, PROT_NONE) leave a region valid, only not one to widen: it
+ * stays cached, excluded from the merge. When the maps cannot be read,
+ * nothing is excluded and only the request alone is tried again.
+ */
+static int exclude_unregistrable(struct mrc_cache *cache,
+				 struct merge_set *set)
+{
+	for (size_t i = 0; i < set->merged.count; i++) {
+		struct mrc_region *r = set->merged.at[i];
+		struct mrc_vma_state st;
+		int ret;
+
+		if (mrc_vma_state(r->node.start, r->node.end, &st))
+			return 0;
+		if (st.hole_end > st.hole_start) {
+			mrc_cache_invalidate_locked(cache, st.hole_start,
+						    st.hole_end);
+		} else if (st.unwritable) {
+			ret = list_add(&set->excluded, r);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A merge never fails a get that a plain registration would serve: after
+ * the merged or widened range failed, try what is left of the merge
+ * without the regions that cannot be registered, then the request alone.
+ * Only the request's own failure is reported.
+ */
+static int register_fallback(struct mrc_cache *cache, struct merge_set *set,
+			     struct mrc_region **region)
+{
+	size_t failed = set->merged.count;
+	int ret;
+
+	ret = exclude_unregistrable(cache, set);
+	if (ret)
+		return ret;
+	reset_to_request(set);
+	ret = collect_merges(cache, set);
+	if (ret)
+		return ret;
+	/* Nothing left the merge: the same range would fail the same way. */
+	if (set->merged.count && set->merged.count < failed &&
+	    !register_new(cache, set, region))
+		return 0;
+	reset_to_request(set);
+	return register_new(cache, set, region);
+}
+
 /**
  * mrc_register_range() - serve a miss; cache lock held.
  * @cache: the cache.
  * @start, @end: page-aligned range requested.
  * @access: access flags requested.
  * @region: receives the new region, referenced once.
+ *
+ * Return: 0, or the error of registering the request's own range and
+ * access (a merge that fails falls back to that).
  */
 int mrc_register_range(struct mrc_cache *cache, uint64_t start, uint64_t end,
 		       uint32_t access, struct mrc_region **region)
 {
 	struct merge_set set = {
 		.start = start, .end = end, .access = access,
+		.req_start = start, .req_end = end, .req_access = access,
 	};
 	int ret;
 
 	ret = collect_merges(cache, &set);
-	if (!ret)
+	if (!ret) {
 		ret = register_new(cache, &set, region);
-	free(set.regions);
+		if (ret && set.merged.count)
+			ret = register_fallback(cache, &set, region);
+	}
+	free(set.merged.at);
+	free(set.excluded.at);
 	return ret;
 }

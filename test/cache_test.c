@@ -563,6 +563,164 @@ START_TEST(pfn_check_aborts_on_stale_pages)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * A merge never fails a get that a plain registration would serve. The
+ * fake provider fails with -EFAULT over the pages ibv_reg_mr could not pin,
+ * and the pages really are protected or unmapped, as the cache may look.
+ */
+#define RD 0x1u
+#define WR 0x2u
+
+enum neighbour {
+	NB_READ_ONLY,		/* cached for reading over read-only memory */
+	NB_PROT_NONE,		/* cached, then made PROT_NONE */
+	NB_UNMAPPED,		/* cached, then unmapped unreported: stale */
+	NB_OTHER_ACCESS,	/* cached writable; the request is read-only */
+};
+
+static const struct merge_case {
+	const char *name;
+	enum neighbour kind;
+	int above;		/* the neighbour is above the request */
+} merge_cases[] = {
+	{ "read-only below", NB_READ_ONLY, 0 },
+	{ "read-only above", NB_READ_ONLY, 1 },
+	{ "PROT_NONE below", NB_PROT_NONE, 0 },
+	{ "PROT_NONE above", NB_PROT_NONE, 1 },
+	{ "unmapped below", NB_UNMAPPED, 0 },
+	{ "unmapped above", NB_UNMAPPED, 1 },
+	{ "other access below", NB_OTHER_ACCESS, 0 },
+	{ "other access above", NB_OTHER_ACCESS, 1 },
+};
+
+/* Cache the neighbour at @nb as @mc says; the access the request uses. */
+static uint32_t prepare_neighbour(const struct merge_case *mc, char *nb,
+				  char *buf, struct mrc_region **cached)
+{
+	switch (mc->kind) {
+	case NB_READ_ONLY:
+		ck_assert_int_eq(mprotect(nb, page, PROT_READ), 0);
+		fake_add_fault(&fake, nb, page, WR);
+		*cached = get_ok(nb, page, RD);
+		return RD | WR;
+	case NB_PROT_NONE:
+		*cached = get_ok(nb, page, RD | WR);
+		ck_assert_int_eq(mprotect(nb, page, PROT_NONE), 0);
+		fake_add_fault(&fake, nb, page, RD | WR);
+		return RD | WR;
+	case NB_UNMAPPED:
+		*cached = get_ok(nb, page, RD | WR);
+		ck_assert_int_eq(munmap(nb, page), 0);
+		fake_add_fault(&fake, nb, page, RD | WR);
+		return RD | WR;
+	default:
+		*cached = get_ok(nb, page, RD | WR);
+		ck_assert_int_eq(mprotect(buf, page, PROT_READ), 0);
+		fake_add_fault(&fake, buf, page, WR);
+		return RD;
+	}
+}
+
+START_TEST(merge_failure_falls_back_to_request)
+{
+	const struct merge_case *mc = &merge_cases[_i];
+	char *nb = mc->above ? P(11) : P(10), *buf = mc->above ? P(10) : P(11);
+	struct mrc_region *old, *r;
+	struct mrc_stats s;
+	uint32_t access;
+
+	make_cache(NULL);	/* default policy: adjacent regions merge */
+	access = prepare_neighbour(mc, nb, buf, &old);
+	put_ok(old);
+	r = get_ok(buf, page, access);
+	ck_assert_msg(mrc_region_addr(r) == buf && mrc_region_length(r) == page,
+		      "%s: region %p+%zu, expected the request's own page %p",
+		      mc->name, mrc_region_addr(r), mrc_region_length(r), (void *)buf);
+	ck_assert_uint_eq(mrc_region_access(r), access);
+	ck_assert_uint_eq(fake_reg_of(&fake, r)->len, page);
+	s = stats();
+	ck_assert_uint_eq(s.reg_failures, 1);	/* the merged attempt */
+	ck_assert_uint_eq(s.merges + s.upgrades, 0);
+	if (mc->kind == NB_UNMAPPED) {
+		/* Stale: invalidated, and deregistered (it was idle). */
+		ck_assert_uint_eq(s.invalidations, 1);
+		ck_assert_uint_eq(fake.live, 1);
+	} else {
+		/* Still valid and cached: its memory is only protected. */
+		ck_assert_uint_eq(s.invalidations, 0);
+		ck_assert_ptr_eq(get_ok(nb, page, mrc_region_access(old)), old);
+		put_ok(old);
+	}
+	put_ok(r);
+}
+END_TEST
+
+/* Only what cannot be registered leaves the merge; the rest still merges. */
+START_TEST(merge_failure_keeps_registrable_neighbours)
+{
+	struct mrc_region *ro, *rw, *r;
+
+	make_cache(NULL);
+	ck_assert_int_eq(mprotect(P(10), page, PROT_READ), 0);
+	fake_add_fault(&fake, P(10), page, WR);
+	ro = get_ok(P(10), page, RD);
+	rw = get_ok(P(12), page, RD | WR);
+	put_ok(ro);
+	put_ok(rw);
+	r = get_ok(P(11), page, RD | WR);
+	ck_assert_ptr_eq(mrc_region_addr(r), P(11));
+	ck_assert_uint_eq(mrc_region_length(r), 2 * page);
+	ck_assert_uint_eq(stats().merges, 1);
+	ck_assert_uint_eq(stats().reg_failures, 1);
+	ck_assert_ptr_eq(get_ok(P(10), page, RD), ro);
+	put_ok(ro);
+	put_ok(r);
+}
+END_TEST
+
+/* An access upgrade over partly read-only memory registers the request. */
+START_TEST(upgrade_failure_falls_back_to_request)
+{
+	struct mrc_cache_attr attr = attr_merge(MRC_MERGE_NONE);
+	struct mrc_region *ro, *r;
+
+	make_cache(&attr);
+	ro = get_ok(P(10), 2 * page, RD);
+	put_ok(ro);
+	ck_assert_int_eq(mprotect(P(10), page, PROT_READ), 0);
+	fake_add_fault(&fake, P(10), page, WR);
+	r = get_ok(P(11), page, RD | WR);
+	ck_assert_ptr_eq(mrc_region_addr(r), P(11));
+	ck_assert_uint_eq(mrc_region_length(r), page);
+	ck_assert_uint_eq(stats().upgrades, 0);
+	ck_assert_ptr_eq(get_ok(P(10), 2 * page, RD), ro);	/* still cached */
+	put_ok(ro);
+	put_ok(r);
+}
+END_TEST
+
+/* When the request itself cannot be registered, its own failure is reported. */
+START_TEST(merge_fallback_reports_request_failure)
+{
+	struct mrc_region *nb, *r = NULL;
+	char want[64];
+
+	make_cache(NULL);
+	nb = get_ok(P(10), page, RD | WR);
+	put_ok(nb);
+	fake_add_fault(&fake, P(11), page, RD | WR);
+	ck_assert_int_eq(mrc_get(cache, P(11), page, RD | WR, &r), -EFAULT);
+	ck_assert_ptr_null(r);
+	snprintf(want, sizeof(want), "could not register %p+%zu ", (void *)P(11), page);
+	ck_assert_msg(strstr(mrc_last_error(), want), "\"%s\" does not name %s",
+		      mrc_last_error(), want);
+	ck_assert_uint_eq(stats().reg_failures, 2);
+	ck_assert_uint_eq(stats().invalidations, 0);
+	ck_assert_ptr_eq(get_ok(P(10), page, RD | WR), nb);	/* cache intact */
+	put_ok(nb);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -590,6 +748,11 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, child_after_fork_cannot_use_parent_cache);
 	tcase_add_test(tc, stats_printed_at_destroy);
 	tcase_add_test(tc, memlock_limit_bounds_idle_memory);
+	tcase_add_loop_test(tc, merge_failure_falls_back_to_request, 0,
+			    (int)(sizeof(merge_cases) / sizeof(merge_cases[0])));
+	tcase_add_test(tc, merge_failure_keeps_registrable_neighbours);
+	tcase_add_test(tc, upgrade_failure_falls_back_to_request);
+	tcase_add_test(tc, merge_fallback_reports_request_failure);
 	tcase_add_test_raise_signal(tc, pfn_check_aborts_on_stale_pages, SIGABRT);
 	suite_add_tcase(s, tc);
 	return s;
