@@ -3,7 +3,8 @@
  * The cache against real verbs: ibv_reg_mr through mrc_cache_create_verbs(),
  * RDMA WRITEs between two RC QPs of this process (test/rdma_pair.c), eviction
  * when the kernel's RLIMIT_MEMLOCK refuses a registration, and the stale
- * registration that an unreported munmap/mmap leaves behind.
+ * registration that an unreported munmap/mmap leaves behind, and merges
+ * with neighbours that ibv_reg_mr refuses.
  *
  * Runs on Soft-RoCE in the VM (test/verbs.sh) or on real hardware; exits 77
  * when there is no RDMA device.
@@ -318,6 +319,132 @@ START_TEST(test_stale_registration_manual_monitor)
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * A merge never fails a get that a plain registration would serve. A
+ * buffer's neighbour page is cached and then cannot be registered with the
+ * buffer's access (read-only, PROT_NONE, unmapped behind the cache's back),
+ * or the buffer is read-only and the neighbour is cached writable: the
+ * merged registration fails in ibv_reg_mr, and the get must still hand
+ * out a working registration of the buffer.
+ */
+enum neighbour {
+	NB_READ_ONLY,		/* read-only memory cached for remote reads */
+	NB_PROT_NONE,		/* cached, then made PROT_NONE */
+	NB_UNMAPPED,		/* cached, then unmapped unreported: stale */
+	NB_OTHER_ACCESS,	/* cached writable; the buffer is read-only */
+};
+
+static const struct merge_case {
+	const char *name;
+	enum neighbour kind;
+	int above;		/* the neighbour is above the buffer */
+} merge_cases[] = {
+	{ "read-only below", NB_READ_ONLY, 0 },
+	{ "read-only above", NB_READ_ONLY, 1 },
+	{ "PROT_NONE below", NB_PROT_NONE, 0 },
+	{ "PROT_NONE above", NB_PROT_NONE, 1 },
+	{ "unmapped below", NB_UNMAPPED, 0 },
+	{ "unmapped above", NB_UNMAPPED, 1 },
+	{ "other access below", NB_OTHER_ACCESS, 0 },
+	{ "other access above", NB_OTHER_ACCESS, 1 },
+};
+
+static struct mrc_region *get_access_ok(const void *addr, uint32_t access)
+{
+	return cache_get_ok(cache, addr, page, access);
+}
+
+/* Cache the neighbour as @mc says; the access the buffer's get asks for. */
+static uint32_t prepare_neighbour(const struct merge_case *mc,
+				  unsigned char *nb, unsigned char *buf,
+				  struct mrc_region **cached)
+{
+	switch (mc->kind) {
+	case NB_READ_ONLY:
+		ck_assert_int_eq(mprotect(nb, page, PROT_READ), 0);
+		*cached = get_access_ok(nb, IBV_ACCESS_REMOTE_READ);
+		return ACCESS;
+	case NB_PROT_NONE:
+		*cached = get_access_ok(nb, ACCESS);
+		ck_assert_int_eq(mprotect(nb, page, PROT_NONE), 0);
+		return ACCESS;
+	case NB_UNMAPPED:
+		*cached = get_access_ok(nb, ACCESS);
+		ck_assert_int_eq(munmap(nb, page), 0);
+		return ACCESS;
+	default:
+		*cached = get_access_ok(nb, ACCESS);
+		ck_assert_int_eq(mprotect(buf, page, PROT_READ), 0);
+		return IBV_ACCESS_REMOTE_READ;
+	}
+}
+
+/* Both keys of the buffer's region work: bytes out by lkey, in by rkey. */
+static void assert_region_moves_bytes(const struct mrc_region *r,
+				      unsigned char *buf, uint32_t access,
+				      unsigned char *ext, struct ibv_mr *ext_mr)
+{
+	int ret;
+
+	memset(ext, 0, page);
+	ret = rdma_pair_write(&pair, buf, page, mrc_region_lkey(r),
+			      (uintptr_t)ext, ext_mr->rkey);
+	ck_assert_msg(ret == 0, "WRITE from the buffer: %s", rdma_pair_error(&pair));
+	ck_assert_mem_eq(ext, buf, page);
+	if (!(access & IBV_ACCESS_REMOTE_WRITE))
+		return;
+	fill_pattern(ext + page, page, 5);
+	ret = rdma_pair_write(&pair, ext + page, page, ext_mr->lkey,
+			      (uintptr_t)buf, mrc_region_rkey(r));
+	ck_assert_msg(ret == 0, "WRITE to the buffer: %s", rdma_pair_error(&pair));
+	ck_assert_mem_eq(buf, ext + page, page);
+}
+
+START_TEST(test_merge_failure_falls_back_to_request)
+{
+	const struct merge_case *mc = &merge_cases[_i];
+	unsigned char *map = map_pages(2), *ext = map_pages(2);
+	unsigned char *nb = mc->above ? map + page : map;
+	unsigned char *buf = mc->above ? map : map + page;
+	struct ibv_mr *ext_mr;
+	struct mrc_region *old, *r;
+	struct mrc_stats s;
+	uint32_t access;
+
+	ext_mr = ibv_reg_mr(pair.pd, ext, 2 * page,
+			    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	ck_assert_msg(ext_mr, "ibv_reg_mr: %s", strerror(errno));
+	fill_pattern(buf, page, 3);
+	memset(nb, 0x11, page);
+	access = prepare_neighbour(mc, nb, buf, &old);
+	put_ok(old);
+	r = get_access_ok(buf, access);
+	ck_assert_msg(mrc_region_addr(r) == buf && mrc_region_length(r) == page,
+		      "%s: region %p+%zu, expected the buffer's own page %p",
+		      mc->name, mrc_region_addr(r), mrc_region_length(r), (void *)buf);
+	assert_mr_covers(r, buf, page);
+	assert_region_moves_bytes(r, buf, access, ext, ext_mr);
+	s = stats_now();
+	ck_assert_uint_eq(s.reg_failures, 1);	/* the merged attempt */
+	if (mc->kind == NB_UNMAPPED) {
+		ck_assert_uint_eq(s.invalidations, 1);
+		ck_assert_uint_eq(s.regions, 1);
+	} else {
+		ck_assert_uint_eq(s.invalidations, 0);
+		ck_assert_ptr_eq(get_access_ok(nb, mrc_region_access(old)), old);
+		put_ok(old);
+	}
+	fprintf(stderr, "merge fallback, %s: merged registration refused, buffer registered alone (%llu failure, %llu invalidation), %s moves bytes\n",
+		mc->name, (unsigned long long)s.reg_failures,
+		(unsigned long long)s.invalidations,
+		access & IBV_ACCESS_REMOTE_WRITE ? "lkey and rkey each" : "lkey");
+	put_ok(r);
+	ibv_dereg_mr(ext_mr);
+	munmap(map, 2 * page);
+	munmap(ext, 2 * page);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * Eviction under RLIMIT_MEMLOCK. Runs in a forked child that gives up
  * CAP_IPC_LOCK (with it the kernel ignores the limit), so failures are
  * reported on stderr and through the exit status.
@@ -571,6 +698,8 @@ static Suite *verbs_suite(void)
 	tcase_add_test(tc, test_merge_covers_union);
 	tcase_add_test(tc, test_rdma_write_cached_both_sides);
 	tcase_add_test(tc, test_stale_registration_manual_monitor);
+	tcase_add_loop_test(tc, test_merge_failure_falls_back_to_request, 0,
+			    (int)(sizeof(merge_cases) / sizeof(merge_cases[0])));
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(mem, 120);
 	tcase_add_test(mem, test_memlock_eviction);
