@@ -329,7 +329,8 @@ static __attribute__((noinline)) int reject_then_get(struct mrc_cache *cache,
  * @region: receives a referenced region; release it with mrc_put().
  *
  * Return: 0; -EINVAL for bad arguments; -EPERM in a forked child; or the
- * provider's error after the cache evicted and retried.
+ * provider's error registering the request's own range and access, after
+ * the cache evicted and retried (a merge that fails is never the cause).
  *
  * The hit path is arranged so that no value is live across a call on the
  * way to a hit (every call is the last thing its branch does), which lets
