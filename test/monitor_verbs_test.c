@@ -2,14 +2,17 @@
 /*
  * The kernel monitor with real verbs: mrc_cache_create_verbs() caches
  * ibv_reg_mr registrations, /dev/mrcache reports changes to the memory
- * under them, and RDMA WRITEs through the cached rkeys (test/rdma_pair.c)
- * show where the bytes really land.
+ * under them, and RDMA WRITEs through the cached rkeys and from the cached
+ * lkeys (test/rdma_pair.c) show where the bytes really land and which bytes
+ * really leave.
  *
  *  - munmap+mmap, brk, mremap and madvise behind the cache's back: with the
- *    kernel monitor the next get registers the new pages and a WRITE lands
- *    in the memory the application sees; with the manual monitor the same
- *    sequence hands out the stale registration and the WRITE lands in the
- *    old pages (the bug the monitor exists for).
+ *    kernel monitor the next get registers the new pages: a WRITE lands
+ *    in the memory the application sees, and a WRITE from it sends the
+ *    bytes the application wrote; with the manual monitor the same
+ *    sequence hands out the stale registration: the WRITE lands in the old
+ *    pages and a WRITE from it sends the old bytes (the bug the monitor
+ *    exists for).
  *  - migration (move_pages, mbind): pinned idle registrations block it; the
  *    kernel monitor drops them so a retry succeeds, the manual one never.
  *  - memory pressure: the module's shrinker makes the cache unpin idle
@@ -57,6 +60,9 @@ static size_t page;
 /* The source of every WRITE, registered outside the cache. */
 static unsigned char *src;
 static struct ibv_mr *src_mr;
+/* The target of every WRITE from a cached region, outside the cache. */
+static unsigned char *dst;
+static struct ibv_mr *dst_mr;
 
 /* ------------------------------------------------------------------------
  * Fixture and small helpers
@@ -98,6 +104,12 @@ static void setup(void)
 	ck_assert_ptr_ne(src, MAP_FAILED);
 	src_mr = ibv_reg_mr(pair.pd, src, SRC_PAGES * page, IBV_ACCESS_LOCAL_WRITE);
 	ck_assert_msg(src_mr, "ibv_reg_mr(source): %s", strerror(errno));
+	dst = mmap(NULL, SRC_PAGES * page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(dst, MAP_FAILED);
+	dst_mr = ibv_reg_mr(pair.pd, dst, SRC_PAGES * page,
+			    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	ck_assert_msg(dst_mr, "ibv_reg_mr(target): %s", strerror(errno));
 	make_cache(MRC_MONITOR_KMOD, 0);
 }
 
@@ -108,6 +120,8 @@ static void teardown(void)
 	cache = NULL;
 	ibv_dereg_mr(src_mr);
 	munmap(src, SRC_PAGES * page);
+	ibv_dereg_mr(dst_mr);
+	munmap(dst, SRC_PAGES * page);
 	rdma_pair_close(&pair);
 }
 
@@ -174,6 +188,32 @@ static void write_through(const struct mrc_region *r, void *dst, size_t len,
 			      mrc_region_rkey(r));
 	ck_assert_msg(ret == 0, "RDMA WRITE of %zu B to %p: %s", len, dst,
 		      rdma_pair_error(&pair));
+}
+
+/*
+ * The send side: RDMA WRITE @len bytes at @p, read through the lkey of @r,
+ * into dst (cleared first), where the test can see which bytes left.
+ */
+static void write_from(const struct mrc_region *r, const void *p, size_t len)
+{
+	int ret;
+
+	ck_assert_uint_le(len, SRC_PAGES * page);
+	memset(dst, 0, len);
+	ret = rdma_pair_write(&pair, p, len, mrc_region_lkey(r),
+			      (uintptr_t)dst, dst_mr->rkey);
+	ck_assert_msg(ret == 0, "RDMA WRITE of %zu B from %p: %s", len, p,
+		      rdma_pair_error(&pair));
+}
+
+/* What a WRITE from @r sends is what the application sees at @p. */
+static void assert_sends_current(const struct mrc_region *r, const void *p,
+				 size_t len, const char *what)
+{
+	write_from(r, p, len);
+	ck_assert_msg(!memcmp(dst, p, len),
+		      "%s: a WRITE from the cached lkey did not send the application's bytes",
+		      what);
 }
 
 static long module_stat(const char *name)
@@ -439,14 +479,18 @@ static void scenario_kmod(const struct scenario *sc)
 	after = stats();
 	ck_assert_uint_eq(after.invalidations, before.invalidations + 1);
 	ck_assert_uint_eq(after.reg_calls, before.reg_calls + 1);
+	/* The send side first, while the buffer holds the new bytes. */
+	assert_sends_current(r, b.p, b.len, sc->name);
+	ck_assert_uint_eq(count_bytes(dst + b.changed_off, b.changed_len, 0x22),
+			  b.changed_len);
 	write_through(r, b.p, b.len, 7);
 	ck_assert_msg(!memcmp(b.p, src, b.len),
 		      "%s: the WRITE did not land in the application's memory", sc->name);
 	if (b.alias)
 		ck_assert_uint_eq(count_bytes(b.alias, b.len, 0x11), b.len);
-	fprintf(stderr, "%s: kmod: %llu invalidation, registered again (rkey %#x -> %#x), the %zu B WRITE landed in the new pages\n",
+	fprintf(stderr, "%s: kmod: %llu invalidation, registered again (rkey %#x -> %#x), a %zu B WRITE from the lkey sent the new bytes, the %zu B WRITE landed in the new pages\n",
 		sc->name, (unsigned long long)after.invalidations, old_rkey,
-		mrc_region_rkey(r), b.len);
+		mrc_region_rkey(r), b.len, b.len);
 	put_ok(r);
 	sc->release(&b);
 }
@@ -457,7 +501,7 @@ static void scenario_manual(const struct scenario *sc)
 	struct buffer b = { .memfd = -1 };
 	struct mrc_region *old, *r;
 	struct mrc_stats before;
-	size_t untouched;
+	size_t untouched, stale_sent;
 	uint32_t old_rkey;
 
 	make_cache(MRC_MONITOR_MANUAL, 0);
@@ -468,6 +512,12 @@ static void scenario_manual(const struct scenario *sc)
 	ck_assert_uint_eq(mrc_region_rkey(r), old_rkey);
 	ck_assert_uint_eq(stats().reg_calls, before.reg_calls);
 	ck_assert_uint_eq(stats().invalidations, 0);
+	/* The send side first, while the old pages still hold the old bytes. */
+	write_from(r, b.p, b.len);
+	stale_sent = count_bytes(dst + b.changed_off, b.changed_len, 0x11);
+	ck_assert_msg(stale_sent == b.changed_len,
+		      "%s: manual monitor: a WRITE from the stale lkey sent %zu of %zu changed bytes as they were before the change",
+		      sc->name, stale_sent, b.changed_len);
 	write_through(r, b.p, b.len, 9);
 	untouched = count_bytes(b.p + b.changed_off, b.changed_len, 0x22);
 	ck_assert_msg(untouched == b.changed_len,
@@ -476,8 +526,8 @@ static void scenario_manual(const struct scenario *sc)
 	if (b.alias)
 		ck_assert_msg(!memcmp(b.alias, src, b.len),
 			      "%s: the WRITE did not reach the old pages", sc->name);
-	fprintf(stderr, "%s: manual: stale registration reused, the %zu B WRITE missed the application's %zu changed bytes%s\n",
-		sc->name, b.len, b.changed_len,
+	fprintf(stderr, "%s: manual: stale registration reused, a WRITE from its lkey sent the %zu changed bytes as they were before the change, the %zu B WRITE missed them%s\n",
+		sc->name, b.changed_len, b.len,
 		b.alias ? " and landed in the old pages" : "");
 	put_ok(r);
 	sc->release(&b);
@@ -584,7 +634,10 @@ static int migrate_retrying(migrate_fn migrate, unsigned char *p, int tries,
 	return 0;
 }
 
-/* After the pages moved: a get registers them anew and a WRITE lands. */
+/*
+ * After the pages moved: a get registers them anew, a WRITE from it sends
+ * the bytes now there and a WRITE to it lands.
+ */
 static void assert_usable_after_move(unsigned char *p, const struct mrc_stats *before)
 {
 	struct mrc_region *r = get_ok(p, NPAGES * page);
@@ -593,6 +646,8 @@ static void assert_usable_after_move(unsigned char *p, const struct mrc_stats *b
 
 	ck_assert_uint_ge(after.invalidations, before->invalidations + 1);
 	ck_assert_uint_eq(after.reg_calls, before->reg_calls + 1);
+	memset(p, 0x44, NPAGES * page);		/* new bytes in the moved pages */
+	assert_sends_current(r, p, NPAGES * page, "after the move");
 	write_through(r, p, NPAGES * page, 5);
 	ck_assert(!memcmp(p, src, NPAGES * page));
 	ck_assert_int_eq(pages_on(p, NPAGES, 1, where), NPAGES);
@@ -847,6 +902,7 @@ START_TEST(ring_overflow_drops_every_region)
 	/* The cache works on: the new page gets a new registration. */
 	r = get_ok(last, page);
 	ck_assert_uint_eq(stats().reg_calls, s.reg_calls + 1);
+	assert_sends_current(r, last, page, "overflow");
 	write_through(r, last, page, 11);
 	ck_assert(!memcmp(last, src, page));
 	fprintf(stderr, "overflow: ring %u entries, %u watch slots: %ld regions invalidated -> %ld events queued + %ld overflow; after one drain (%.2f s) %llu invalidations, 0 regions, module watches back to %ld; the next get registered anew, its WRITE landed\n",
