@@ -945,6 +945,7 @@ START_TEST(pressure_in_full_ring_keeps_busy_regions)
 	again = get_ok(busy, page);
 	ck_assert_ptr_eq(again, held);
 	ck_assert_uint_eq(stats().reg_calls, s.reg_calls);
+	assert_sends_current(again, busy, page, "pressure in a full ring");
 	write_through(again, busy, page, 12);
 	ck_assert(!memcmp(busy, src, page));
 	put_ok(again);
