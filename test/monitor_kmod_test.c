@@ -76,6 +76,21 @@ static struct mrc_stats stats(void)
 	return cache_stats_ok(cache);
 }
 
+/* A counter of the module, from /sys/class/misc/mrcache/stats/. */
+static long module_stat(const char *name)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/misc/mrcache/stats/%s", name);
+	f = fopen(path, "r");
+	ck_assert_msg(f, "%s: %s", path, strerror(errno));
+	ck_assert_int_eq(fscanf(f, "%ld", &v), 1);
+	fclose(f);
+	return v;
+}
+
 /* Cache a range, leave it idle, and return the registration behind it. */
 static size_t cache_idle(void *addr, size_t len)
 {
@@ -269,7 +284,10 @@ static void *get_in_thread(void *arg)
 {
 	struct blocked_get *b = arg;
 
-	b->ret = mrc_get(cache, b->addr, page, 1, &b->region);
+	struct mrc_region *r = NULL;
+
+	b->ret = mrc_get(cache, b->addr, page, 1, &r);
+	__atomic_store_n(&b->region, r, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -278,9 +296,10 @@ START_TEST(hit_proves_itself_while_lock_is_held)
 	struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
 	char *p = map_pages(NULL, 8, 0);
 	struct blocked_get b = { .addr = p + 6 * page };
+	struct blocked_get b2 = { .addr = p + 2 * page };
 	struct mrc_region *r;
 	size_t kept, gone;
-	pthread_t t;
+	pthread_t t, t2;
 
 	kept = cache_idle(p, page);
 	gone = cache_idle(p + 2 * page, page);
@@ -299,14 +318,27 @@ START_TEST(hit_proves_itself_while_lock_is_held)
 	ck_assert_int_eq(mrc_put(cache, r), 0);
 	ck_assert(!b.region);	/* still blocked: the hit did not wait */
 
+	/*
+	 * The changed region fails its watch check on the same lock-free
+	 * path, so its get must wait for the lock, drain, and register anew.
+	 */
+	ck_assert_int_eq(pthread_create(&t2, NULL, get_in_thread, &b2), 0);
+	usleep(100000);
+	ck_assert_msg(!__atomic_load_n(&b2.region, __ATOMIC_ACQUIRE),
+		      "a get of changed memory returned while the lock was held");
+
 	pthread_mutex_lock(&g.lock);
 	g.open = 1;
 	pthread_cond_broadcast(&g.cond);
 	pthread_mutex_unlock(&g.lock);
 	pthread_join(t, NULL);
+	pthread_join(t2, NULL);
 	fake.reg_hook = NULL;
 	ck_assert_int_eq(b.ret, 0);
 	ck_assert_int_eq(mrc_put(cache, b.region), 0);
+	ck_assert_int_eq(b2.ret, 0);
+	ck_assert_uint_ne((uintptr_t)mrc_region_handle(b2.region), gone);
+	ck_assert_int_eq(mrc_put(cache, b2.region), 0);
 	assert_reregistered(p + 2 * page, page, gone);
 	munmap(p, 8 * page);
 }
@@ -399,6 +431,100 @@ START_TEST(two_caches_in_one_process)
 	ck_assert_uint_eq(other_fake.live, 0);
 	fake_fini(&other_fake);
 	munmap(p, 12 * page);
+}
+END_TEST
+
+/*
+ * The range changes while the provider registers it: the pages pinned may
+ * be the old ones, so the registration must not be cached. The hook
+ * replaces the range's pages from inside the provider (under the cache
+ * lock) for the first @times calls.
+ */
+struct remap_during_reg {
+	char *addr;
+	size_t len;
+	int times;
+};
+
+static void remap_hook(void *arg)
+{
+	struct remap_during_reg *m = arg;
+
+	if (m->times-- <= 0)
+		return;
+	ck_assert_int_eq(munmap(m->addr, m->len), 0);
+	map_pages(m->addr, m->len / page, 1);
+}
+
+START_TEST(registration_raced_by_a_remap_is_retried)
+{
+	char *p = map_pages(NULL, 2, 0);
+	struct remap_during_reg m = { p, 2 * page, 1 };
+	struct mrc_region *r;
+	struct mrc_stats s;
+
+	fake.reg_hook = remap_hook;
+	fake.reg_hook_arg = &m;
+	r = get_ok(p, 2 * page);
+	s = stats();
+	ck_assert_uint_eq(s.reg_calls, 2);	/* the raced one, then the fresh one */
+	ck_assert_uint_eq(fake.live, 1);
+	ck_assert_ptr_eq(fake_reg_of(&fake, r), &fake.regs[fake.count - 1]);
+	ck_assert_int_eq(mrc_put(cache, r), 0);
+	r = get_ok(p, 2 * page);		/* cached: a hit */
+	ck_assert_uint_eq(stats().reg_calls, 2);
+	ck_assert_int_eq(mrc_put(cache, r), 0);
+	fake.reg_hook = NULL;
+	munmap(p, 2 * page);
+}
+END_TEST
+
+START_TEST(registration_that_always_races_fails_with_eagain)
+{
+	char *p = map_pages(NULL, 2, 0);
+	struct remap_during_reg m = { p, 2 * page, 1000 };
+	long watches = module_stat("watches");
+	struct mrc_region *r = NULL;
+	int ret;
+
+	fake.reg_hook = remap_hook;
+	fake.reg_hook_arg = &m;
+	ret = mrc_get(cache, p, 2 * page, 1, &r);
+	fake.reg_hook = NULL;
+	ck_assert_int_eq(ret, -EAGAIN);
+	ck_assert_msg(strstr(mrc_last_error(), "kept changing"), "%s",
+		      mrc_last_error());
+	ck_assert_ptr_null(r);
+	ck_assert_uint_eq(fake.live, 0);
+	ck_assert_uint_eq(stats().regions, 0);
+	ck_assert_int_eq(module_stat("watches"), watches);
+	munmap(p, 2 * page);
+}
+END_TEST
+
+/*
+ * Destroy a cache while its progress thread is busy draining the events
+ * of a mass unmap: nothing leaks, nothing is deregistered twice, every
+ * watch goes (the fixture's teardown checks the provider).
+ */
+START_TEST(destroy_while_progress_thread_drains)
+{
+	enum { N = 64, ROUNDS = 20 };
+	long watches = module_stat("watches");
+
+	ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	for (int round = 0; round < ROUNDS; round++) {
+		char *p = map_pages(NULL, 2 * N, 0);
+
+		make_cache(1);
+		for (int i = 0; i < N; i++)
+			cache_idle(p + 2 * i * page, page);
+		ck_assert_int_eq(munmap(p, 2 * N * page), 0);
+		ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+		ck_assert_uint_eq(fake.live, 0);
+	}
+	cache = NULL;
+	ck_assert_int_eq(module_stat("watches"), watches);
 }
 END_TEST
 
@@ -545,6 +671,9 @@ int main(void)
 	tcase_add_test(tc, hit_proves_itself_while_lock_is_held);
 	tcase_add_test(tc, two_caches_in_one_process);
 	tcase_add_test(tc, destroy_in_child_keeps_child_memory);
+	tcase_add_test(tc, registration_raced_by_a_remap_is_retried);
+	tcase_add_test(tc, registration_that_always_races_fails_with_eagain);
+	tcase_add_test(tc, destroy_while_progress_thread_drains);
 	tcase_add_test(tc, concurrent_remaps_never_serve_stale_pages);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
