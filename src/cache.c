@@ -21,23 +21,6 @@
 #include "cache.h"
 #include "error.h"
 
-uint64_t mrc_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t mrc_page_size(void)
-{
-	static uint64_t size;
-
-	if (!mrc_load_relaxed(&size))
-		mrc_store_relaxed(&size, (uint64_t)sysconf(_SC_PAGESIZE));
-	return mrc_load_relaxed(&size);
-}
-
 int mrc_fork_error(const struct mrc_cache *cache)
 {
 	return mrc_error(EPERM,
@@ -93,32 +76,19 @@ void mrc_cache_unlock(struct mrc_cache *cache)
 		 pthread_mutex_trylock(&cache->lock) == 0);
 }
 
-static void account_provider_time(struct mrc_cache *cache, uint64_t since)
-{
-	cache->count.provider_ns += mrc_now_ns() - since;
-}
-
 static void fold_hits(struct mrc_cache *cache, struct mrc_region *r)
 {
-	cache->count.hits_of_dead += mrc_load_relaxed(&r->state) >> 32;
+	cache->count.hits += mrc_load_relaxed(&r->state) >> 32;
 }
 
 /* Deregister a dead region without references and recycle it; lock held. */
 static void region_deregister(struct mrc_cache *cache, struct mrc_region *r)
 {
 	uint64_t len = r->node.end - r->node.start;
-	uint64_t t0 = mrc_now_ns();
-	int ret;
 
 	if ((r->flags & MRC_REGION_WATCHED) && cache->monitor.ops->unwatch)
-		cache->monitor.ops->unwatch(&cache->monitor, r);
-	ret = cache->provider.dereg(cache->provider.ctx, r->handle);
-	account_provider_time(cache, t0);
-	cache->count.dereg_calls++;
-	if (ret)
-		mrc_warn("provider '%s' failed to deregister %#" PRIx64 "+%" PRIu64 ": %s",
-			 cache->provider.name, r->node.start, len,
-			 strerror(-ret));
+		cache->monitor.ops->unwatch(&cache->monitor, &r->watch);
+	mrc_provider_dereg(cache, r);
 	cache->count.regions--;
 	cache->count.bytes_pinned -= len;
 	fold_hits(cache, r);
@@ -217,6 +187,7 @@ static int try_monitor(struct mrc_cache *cache,
 
 	*mon = (struct mrc_monitor){
 		.ops = ops, .cache = cache, .events = &never_changes,
+		.progress_thread = (int)cache->config.progress_thread,
 	};
 	ret = ops->start(mon, cache);
 	if (ret) {
@@ -370,30 +341,15 @@ static size_t busy_regions(struct mrc_cache *cache)
 
 static void fill_stats(struct mrc_cache *cache, struct mrc_stats *s)
 {
-	const struct mrc_counters *c = &cache->count;
-
-	memset(s, 0, sizeof(*s));
+	*s = cache->count;
 	/*
 	 * Hits live in the regions' state words (a hit writes nothing
-	 * shared); dead regions' hits were folded into hits_of_dead. Dying
+	 * shared); dead regions' hits were folded into count.hits. Dying
 	 * regions still referenced are not visited: their hits show up once
 	 * they are released.
 	 */
-	s->hits = c->hits_of_dead + sum_live_hits(cache) +
-		  (mrc_load_relaxed(&cache->hit_wraps) << 32);
-	s->misses = c->misses;
-	s->merges = c->merges;
-	s->upgrades = c->upgrades;
-	s->evictions = c->evictions;
-	s->invalidations = c->invalidations;
-	s->regions = c->regions;
-	s->bytes_pinned = c->bytes_pinned;
-	s->peak_bytes_pinned = c->peak_bytes_pinned;
-	s->reg_calls = c->reg_calls;
-	s->reg_failures = c->reg_failures;
-	s->dereg_calls = c->dereg_calls;
-	s->retries = c->retries;
-	s->provider_ns = c->provider_ns;
+	s->hits += sum_live_hits(cache) +
+		   (mrc_load_relaxed(&cache->hit_wraps) << 32);
 	snprintf(s->provider, sizeof(s->provider), "%s", cache->provider.name);
 	snprintf(s->monitor, sizeof(s->monitor), "%s",
 		 cache->monitor.ops->name);

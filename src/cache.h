@@ -14,26 +14,9 @@
 #include "hints.h"
 #include "itree.h"
 #include "monitor.h"
+#include "platform.h"
 #include "region.h"
 #include "region_pool.h"
-
-/* Counters kept under the cache lock (hits are counted in the regions). */
-struct mrc_counters {
-	uint64_t misses;
-	uint64_t merges;
-	uint64_t upgrades;
-	uint64_t evictions;
-	uint64_t invalidations;
-	uint64_t regions;
-	uint64_t bytes_pinned;
-	uint64_t peak_bytes_pinned;
-	uint64_t reg_calls;
-	uint64_t reg_failures;
-	uint64_t dereg_calls;
-	uint64_t retries;
-	uint64_t provider_ns;
-	uint64_t hits_of_dead;	/* hit counts of regions already freed */
-};
 
 struct mrc_cache {
 	/*
@@ -60,7 +43,14 @@ struct mrc_cache {
 	pthread_mutex_t lock __attribute__((aligned(64)));
 	struct mrc_provider provider;
 	struct mrc_config config;
-	struct mrc_counters count;
+	/*
+	 * Counters, under the lock: the public struct itself, so a new
+	 * counter is one field there. count.hits holds only the hits of
+	 * regions already freed (live regions count theirs in their state
+	 * words); count.provider and count.monitor are filled in by
+	 * mrc_cache_stats().
+	 */
+	struct mrc_stats count;
 	struct mrc_region *lru_head;	/* least recently used first */
 	struct mrc_region *lru_tail;
 	size_t lru_len;
@@ -71,19 +61,22 @@ struct mrc_cache {
 	struct mrc_cache *registry_next;
 };
 
-/* Internal entry points used by monitors and the other source files. */
-void mrc_cache_invalidate_locked(struct mrc_cache *cache, uint64_t start,
-				 uint64_t end);
-void mrc_cache_evict_bytes_locked(struct mrc_cache *cache, uint64_t bytes);
 void mrc_cache_release_dead(struct mrc_cache *cache, struct mrc_region *r);
-uint64_t mrc_now_ns(void);
 
-/* lru.c */
+/* lru.c: the one place that evicts */
 void mrc_lru_add(struct mrc_cache *cache, struct mrc_region *r);
 void mrc_lru_remove(struct mrc_cache *cache, struct mrc_region *r);
-struct mrc_region *mrc_lru_pick_idle(struct mrc_cache *cache);
+/* Says whether eviction freed enough, @freed bytes so far. */
+typedef int (*mrc_evict_enough_fn)(const struct mrc_cache *cache,
+				   uint64_t freed, const void *arg);
+uint64_t mrc_evict_idle(struct mrc_cache *cache, mrc_evict_enough_fn enough,
+			const void *arg);
 
-/* registry.c: fork handling */
+/* provider.c */
+int mrc_provider_reg(struct mrc_cache *cache, struct mrc_region *r);
+void mrc_provider_dereg(struct mrc_cache *cache, const struct mrc_region *r);
+
+/* fork.c: fork handling */
 int mrc_registry_add(struct mrc_cache *cache);
 void mrc_registry_remove(struct mrc_cache *cache);
 
@@ -100,7 +93,6 @@ void mrc_cache_sync_locked(struct mrc_cache *cache);
 void mrc_region_kill(struct mrc_cache *cache, struct mrc_region *r);
 void mrc_drain_deferred(struct mrc_cache *cache);
 int mrc_fork_error(const struct mrc_cache *cache);
-uint64_t mrc_page_size(void);
 
 /* vma.c: what /proc/self/maps says, read after a failed registration */
 struct mrc_vma_state {

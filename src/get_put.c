@@ -84,8 +84,8 @@ static inline enum fast_path fast_path_state(struct mrc_cache *cache)
 static int watch_unchanged(const struct mrc_cache *cache,
 			   const struct mrc_region *r)
 {
-	return (uint32_t)mrc_load_acquire(&cache->watch_gens[r->watch_id]) ==
-	       r->watch_gen;
+	return (uint32_t)mrc_load_acquire(&cache->watch_gens[r->watch.id]) ==
+	       r->watch.gen;
 }
 
 static inline int region_serves(const struct mrc_region *r, uint64_t start,
@@ -351,7 +351,7 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 		return ret;
 	if (!access)
 		access = cache->default_access;
-	/* A forked child fails monitor_quiet() (registry.c). */
+	/* A forked child fails monitor_quiet() (fork.c). */
 	if (mrc_unlikely(mrc_load_relaxed(&cache->deferred) ||
 			 !monitor_quiet(cache)))
 		return get_rest(cache, start, end, access, region);

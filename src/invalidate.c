@@ -10,14 +10,15 @@
 #include "error.h"
 
 /**
- * mrc_cache_invalidate_locked() - drop every region overlapping a range.
+ * mrc_cache_range_changed() - drop every region overlapping a range.
  * @cache: locked cache.
  * @start, @end: the byte range that changed, [start, end).
  *
- * Called by mrc_invalidate() and by monitors while draining events.
+ * The one way in for "this memory changed": mrc_invalidate(), every
+ * monitor's drain, and a miss that found a merged neighbour unmapped.
  */
-void mrc_cache_invalidate_locked(struct mrc_cache *cache, uint64_t start,
-				 uint64_t end)
+void mrc_cache_range_changed(struct mrc_cache *cache, uint64_t start,
+			     uint64_t end)
 {
 	struct mrc_itree_node *n;
 
@@ -28,21 +29,43 @@ void mrc_cache_invalidate_locked(struct mrc_cache *cache, uint64_t start,
 }
 
 /**
- * mrc_cache_evict_bytes_locked() - release at least @bytes of idle memory.
+ * mrc_cache_watch_fired() - the watch of one region fired.
+ * @cache: locked cache.
+ * @region: the pool index the monitor was given at watch time.
+ *
+ * Drops exactly that region, if it is still cached: the monitor matched
+ * the event to the watch, so a newer region over the same addresses is
+ * left alone.
+ */
+void mrc_cache_watch_fired(struct mrc_cache *cache, uint32_t region)
+{
+	struct mrc_region *r;
+
+	if (region >= cache->pool.capacity)
+		return;
+	r = mrc_region_at(&cache->pool, region);
+	if (r->flags & MRC_REGION_IN_TREE) {
+		mrc_region_kill(cache, r);
+		cache->count.invalidations++;
+	}
+}
+
+static int freed_enough(const struct mrc_cache *cache, uint64_t freed,
+			const void *bytes)
+{
+	(void)cache;
+	return freed >= *(const uint64_t *)bytes;
+}
+
+/**
+ * mrc_cache_release_idle() - release at least @bytes of idle memory.
  * @cache: locked cache.
  *
  * For memory-pressure signals: least recently used idle regions go first.
  */
-void mrc_cache_evict_bytes_locked(struct mrc_cache *cache, uint64_t bytes)
+void mrc_cache_release_idle(struct mrc_cache *cache, uint64_t bytes)
 {
-	uint64_t freed = 0;
-	struct mrc_region *r;
-
-	while (freed < bytes && (r = mrc_lru_pick_idle(cache))) {
-		freed += r->node.end - r->node.start;
-		mrc_region_kill(cache, r);
-		cache->count.evictions++;
-	}
+	mrc_evict_idle(cache, freed_enough, &bytes);
 }
 
 /**
@@ -68,7 +91,7 @@ int mrc_invalidate(struct mrc_cache *cache, const void *addr, size_t len)
 	if (mrc_load_relaxed(&cache->forked))
 		return mrc_fork_error(cache);
 	mrc_cache_lock(cache);
-	mrc_cache_invalidate_locked(cache, start, start + len);
+	mrc_cache_range_changed(cache, start, start + len);
 	mrc_cache_unlock(cache);
 	return 0;
 }

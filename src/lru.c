@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * Least-recently-used order of the cached regions, kept without making a
- * hit write anything shared.
+ * hit write anything shared, and eviction in that order.
  *
  * Every cached region is on one list in the order it was queued, with the
  * region's hit count at that time. A hit only bumps the count in the
@@ -53,13 +53,8 @@ static int idle(const struct mrc_region *r)
 	       !(r->flags & MRC_REGION_MERGING);
 }
 
-/**
- * mrc_lru_pick_idle() - the least recently used region without references.
- * @cache: locked cache.
- *
- * Return: a region to evict, or NULL when every region is in use.
- */
-struct mrc_region *mrc_lru_pick_idle(struct mrc_cache *cache)
+/* The least recently used region without references, or NULL. */
+static struct mrc_region *pick_idle(struct mrc_cache *cache)
 {
 	/* Each region is requeued at most once, so two laps see them all. */
 	size_t budget = 2 * cache->lru_len;
@@ -77,4 +72,32 @@ struct mrc_region *mrc_lru_pick_idle(struct mrc_cache *cache)
 			r = cache->lru_head;
 	}
 	return NULL;
+}
+
+/**
+ * mrc_evict_idle() - evict idle regions, least recently used first.
+ * @cache: locked cache.
+ * @enough: asked before each eviction whether to stop.
+ * @arg: passed to @enough.
+ *
+ * Every eviction of the cache goes through here: the bounds before a
+ * registration, the retry after the provider ran out of resources, memory
+ * pressure. Each victim is deregistered at once, since the pinned-byte
+ * count the bounds test only drops then.
+ *
+ * Return: the bytes released.
+ */
+uint64_t mrc_evict_idle(struct mrc_cache *cache, mrc_evict_enough_fn enough,
+			const void *arg)
+{
+	uint64_t freed = 0;
+	struct mrc_region *victim;
+
+	while (!enough(cache, freed, arg) && (victim = pick_idle(cache))) {
+		freed += victim->node.end - victim->node.start;
+		mrc_region_kill(cache, victim);
+		cache->count.evictions++;
+		mrc_drain_deferred(cache);
+	}
+	return freed;
 }

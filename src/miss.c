@@ -133,6 +133,22 @@ static int over_bounds(const struct mrc_cache *cache, uint64_t len)
 	return cache->memlock_limit && cached + len > cache->memlock_limit;
 }
 
+static int fits_bounds(const struct mrc_cache *cache, uint64_t freed,
+		       const void *len)
+{
+	(void)freed;
+	return !over_bounds(cache, *(const uint64_t *)len);
+}
+
+static int never_enough(const struct mrc_cache *cache, uint64_t freed,
+			const void *arg)
+{
+	(void)cache;
+	(void)freed;
+	(void)arg;
+	return 0;
+}
+
 /*
  * Evict idle regions, least recently used first, until a new registration
  * of @len bytes fits the bounds. Regions in use cannot be evicted: when
@@ -141,44 +157,13 @@ static int over_bounds(const struct mrc_cache *cache, uint64_t len)
  */
 static void make_room(struct mrc_cache *cache, uint64_t len)
 {
-	struct mrc_region *victim;
-
-	while (over_bounds(cache, len)) {
-		victim = mrc_lru_pick_idle(cache);
-		if (!victim)
-			break;
-		mrc_region_kill(cache, victim);
-		cache->count.evictions++;
-		/* Deregister now: the new registration may need the room. */
-		mrc_drain_deferred(cache);
-	}
+	mrc_evict_idle(cache, fits_bounds, &len);
 }
 
+/* The provider or the monitor ran out: idle regions hold what it needs. */
 static void evict_all_idle(struct mrc_cache *cache)
 {
-	struct mrc_region *victim;
-
-	while ((victim = mrc_lru_pick_idle(cache))) {
-		mrc_region_kill(cache, victim);
-		cache->count.evictions++;
-	}
-	mrc_drain_deferred(cache);
-}
-
-static int provider_reg(struct mrc_cache *cache, struct mrc_region *r)
-{
-	uint64_t len = r->node.end - r->node.start;
-	uint64_t t0 = mrc_now_ns();
-	int ret;
-
-	ret = cache->provider.reg(cache->provider.ctx,
-				  (void *)(uintptr_t)r->node.start, len,
-				  mrc_region_access_flags(r), &r->handle);
-	cache->count.provider_ns += mrc_now_ns() - t0;
-	cache->count.reg_calls++;
-	if (ret)
-		cache->count.reg_failures++;
-	return ret > 0 ? -ret : ret;
+	mrc_evict_idle(cache, never_enough, NULL);
 }
 
 static int register_failed(struct mrc_cache *cache, struct mrc_region *r,
@@ -201,35 +186,39 @@ static int register_failed(struct mrc_cache *cache, struct mrc_region *r,
 static int register_region(struct mrc_cache *cache, struct mrc_region *r)
 {
 	const struct mrc_monitor_ops *mon = cache->monitor.ops;
+	struct mrc_watch_target target = {
+		.start = r->node.start, .end = r->node.end, .region = r->index,
+	};
 	int ret, evicted = 0;
 
 	for (int attempt = 0; attempt < 4; attempt++) {
 		if (mon->watch) {
-			ret = mon->watch(&cache->monitor, r);
+			ret = mon->watch(&cache->monitor, &target, &r->watch);
 			/* Out of watch slots: idle regions hold them. */
 			if (ret == -ENOSPC && !evicted) {
 				evicted = 1;
 				evict_all_idle(cache);
-				ret = mon->watch(&cache->monitor, r);
+				ret = mon->watch(&cache->monitor, &target,
+						 &r->watch);
 			}
 			if (ret)
 				return ret;
 			r->flags |= MRC_REGION_WATCHED;
 		}
-		ret = provider_reg(cache, r);
+		ret = mrc_provider_reg(cache, r);
 		if ((ret == -ENOMEM || ret == -EAGAIN) && !evicted) {
 			evicted = 1;
 			cache->count.retries++;
 			evict_all_idle(cache);
-			ret = provider_reg(cache, r);
+			ret = mrc_provider_reg(cache, r);
 		}
 		if (!ret && !(mon->watch_raced &&
-			      mon->watch_raced(&cache->monitor, r)))
+			      mon->watch_raced(&cache->monitor, &r->watch)))
 			return 0;
 		if (!ret)
-			cache->provider.dereg(cache->provider.ctx, r->handle);
+			mrc_provider_dereg(cache, r);
 		if (r->flags & MRC_REGION_WATCHED)
-			mon->unwatch(&cache->monitor, r);
+			mon->unwatch(&cache->monitor, &r->watch);
 		r->flags &= ~MRC_REGION_WATCHED;
 		if (ret)
 			return register_failed(cache, r, ret);
@@ -353,7 +342,7 @@ static int exclude_unregistrable(struct mrc_cache *cache,
 		if (mrc_vma_state(r->node.start, r->node.end, &st))
 			return 0;
 		if (st.hole_end > st.hole_start) {
-			mrc_cache_invalidate_locked(cache, st.hole_start,
+			mrc_cache_range_changed(cache, st.hole_start,
 						    st.hole_end);
 		} else if (st.unwritable) {
 			ret = list_add(&set->excluded, r);

@@ -30,8 +30,11 @@
 #include <unistd.h>
 
 #include "mrcache_abi.h"
-#include "cache.h"
+#include "atomics.h"
 #include "error.h"
+#include "mrcache.h"
+#include "monitor.h"
+#include "platform.h"
 
 #define MRC_KMOD_RING_MAX 16384
 
@@ -233,6 +236,8 @@ static int kmod_start(struct mrc_monitor *mon, struct mrc_cache *cache)
 	struct kmod_monitor *km = calloc(1, sizeof(*km));
 	int ret;
 
+	(void)cache;	/* mon->cache already names it */
+
 	if (!km)
 		return mrc_error(ENOMEM, "no memory for the kernel monitor");
 	km->fd = -1;
@@ -240,7 +245,7 @@ static int kmod_start(struct mrc_monitor *mon, struct mrc_cache *cache)
 	km->owner = getpid();
 	mon->priv = km;
 	ret = kmod_setup(km);
-	if (!ret && cache->config.progress_thread)
+	if (!ret && mon->progress_thread)
 		ret = start_progress(mon);
 	if (ret) {
 		kmod_close(km);
@@ -266,12 +271,13 @@ static void kmod_stop(struct mrc_monitor *mon)
 	mon->priv = NULL;
 }
 
-static int kmod_watch(struct mrc_monitor *mon, struct mrc_region *r)
+static int kmod_watch(struct mrc_monitor *mon,
+		      const struct mrc_watch_target *t, struct mrc_watch_ref *ref)
 {
 	struct kmod_monitor *km = kmod(mon);
 	struct mrc_watch w = {
-		.start = r->node.start,
-		.length = r->node.end - r->node.start,
+		.start = t->start,
+		.length = t->end - t->start,
 		.cookie = ++km->next_cookie,
 	};
 
@@ -285,10 +291,10 @@ static int kmod_watch(struct mrc_monitor *mon, struct mrc_region *r)
 		return mrc_error(EPROTO, "%s returned watch id %u beyond its %u slots",
 				 MRC_DEVICE_PATH, w.id, km->slots);
 	}
-	km->watches[w.id] = (struct watch_slot){ r->index + 1, (uint32_t)w.cookie };
-	r->watch_id = w.id;
+	km->watches[w.id] = (struct watch_slot){ t->region + 1, (uint32_t)w.cookie };
+	ref->id = w.id;
 	/* Generations only grow; 32 bits tell a change from none. */
-	r->watch_gen = (uint32_t)w.generation;
+	ref->gen = (uint32_t)w.generation;
 	return 0;
 }
 
@@ -298,20 +304,21 @@ static int kmod_watch(struct mrc_monitor *mon, struct mrc_region *r)
  * tables, so after the provider pinned the pages an unchanged generation
  * proves they are the ones the application sees.
  */
-static int kmod_watch_raced(struct mrc_monitor *mon, struct mrc_region *r)
+static int kmod_watch_raced(struct mrc_monitor *mon,
+			    const struct mrc_watch_ref *ref)
 {
 	struct kmod_monitor *km = kmod(mon);
 
-	return (uint32_t)mrc_load_acquire(&km->generations[r->watch_id]) !=
-	       r->watch_gen;
+	return (uint32_t)mrc_load_acquire(&km->generations[ref->id]) != ref->gen;
 }
 
-static void kmod_unwatch(struct mrc_monitor *mon, struct mrc_region *r)
+static void kmod_unwatch(struct mrc_monitor *mon,
+			 const struct mrc_watch_ref *ref)
 {
 	struct kmod_monitor *km = kmod(mon);
-	struct mrc_unwatch u = { .id = r->watch_id };
+	struct mrc_unwatch u = { .id = ref->id };
 
-	km->watches[r->watch_id].region = 0;
+	km->watches[ref->id].region = 0;
 	if (ioctl(km->fd, MRC_IOC_UNWATCH, &u))
 		mrc_warn("MRC_IOC_UNWATCH %u failed: %s", u.id, strerror(errno));
 }
@@ -319,9 +326,7 @@ static void kmod_unwatch(struct mrc_monitor *mon, struct mrc_region *r)
 static void handle_event(struct mrc_monitor *mon, const struct mrc_event *ev)
 {
 	struct kmod_monitor *km = kmod(mon);
-	struct mrc_cache *cache = mon->cache;
 	struct watch_slot *slot;
-	struct mrc_region *r;
 
 	if ((ev->flags & MRC_EVENT_F_INFO) || ev->id >= km->slots)
 		return;
@@ -329,11 +334,7 @@ static void handle_event(struct mrc_monitor *mon, const struct mrc_event *ev)
 	/* A stale event of a watch whose slot was reused since: ignore. */
 	if (!slot->region || slot->cookie != (uint32_t)ev->cookie)
 		return;
-	r = mrc_region_at(&cache->pool, slot->region - 1);
-	if (r->flags & MRC_REGION_IN_TREE) {
-		mrc_region_kill(cache, r);
-		cache->count.invalidations++;
-	}
+	mrc_cache_watch_fired(mon->cache, slot->region - 1);
 }
 
 /* The ring overflowed: any watch may have fired, drop every region. */
@@ -341,7 +342,7 @@ static void handle_overflow(struct mrc_monitor *mon, uint64_t overflow)
 {
 	struct kmod_monitor *km = kmod(mon);
 
-	mrc_cache_invalidate_locked(mon->cache, 0, UINT64_MAX);
+	mrc_cache_range_changed(mon->cache, 0, UINT64_MAX);
 	km->overflow_handled = overflow;
 	mrc_store_release(km->overflow_seen, overflow);
 }
@@ -352,7 +353,7 @@ static void handle_pressure(struct mrc_monitor *mon, uint64_t pressure)
 	struct kmod_monitor *km = kmod(mon);
 	uint64_t pages = pressure - km->pressure_handled;
 
-	mrc_cache_evict_bytes_locked(mon->cache, pages * mrc_page_size());
+	mrc_cache_release_idle(mon->cache, pages * mrc_page_size());
 	km->pressure_handled = pressure;
 	/* Acknowledges the request: the kernel may raise the next one. */
 	mrc_store_release(km->pressure_seen, pressure);

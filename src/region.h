@@ -16,6 +16,7 @@
 
 #include "atomics.h"
 #include "itree.h"
+#include "monitor.h"
 
 /*
  * The state word: references in the low 31 bits, DEAD in bit 31 and a hit
@@ -49,8 +50,7 @@ struct mrc_region {
 	struct mrc_region *lru_prev;
 	struct mrc_region *lru_next;	/* also the deferred-list link */
 	uint32_t lru_hits;		/* hit count when queued in the LRU */
-	uint32_t watch_id;		/* monitor's handle for this range */
-	uint32_t watch_gen;		/* low bits of the monitor's generation */
+	struct mrc_watch_ref watch;	/* the monitor's watch of this range */
 	uint32_t reserved;
 };
 
