@@ -176,8 +176,6 @@ struct mrc_stats {
 	atomic_long_t watched_pages;	/* of distinct ranges */
 	atomic_long_t pressure_pages;	/* of files with MRC_FEAT_PRESSURE */
 	atomic_long_t ring_bytes;
-	atomic_long_t events;
-	atomic_long_t overflows;
 	atomic_long_t shrinker_scans;
 	atomic_long_t pressure_events;
 	atomic_long_t limit_files;	/* EMFILE: max_user_files */
@@ -192,6 +190,8 @@ struct mrc_stats {
  */
 struct mrc_pcpu_stats {
 	unsigned long callbacks;
+	unsigned long events;
+	unsigned long overflows;
 	unsigned long coalesced;
 	unsigned long filtered;
 	unsigned long release_events;

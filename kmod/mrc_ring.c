@@ -183,7 +183,7 @@ static void mrc_ring_overflow(struct mrc_ring *ring)
 	 * consumer that sees the new count.
 	 */
 	smp_store_release(&ring->hdr->overflow, ring->overflow);
-	atomic_long_inc(&mrc_stats.overflows);
+	mrc_pcpu_inc(overflows);
 }
 
 /**
@@ -213,7 +213,7 @@ bool mrc_ring_post(struct mrc_ring *ring, const struct mrc_event *ev)
 		 * it) is visible before the index that publishes it.
 		 */
 		smp_store_release(&ring->hdr->producer, ring->prod);
-		atomic_long_inc(&mrc_stats.events);
+		mrc_pcpu_inc(events);
 	} else {
 		mrc_ring_overflow(ring);
 	}
