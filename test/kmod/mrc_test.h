@@ -110,13 +110,9 @@ static inline void t_api_init(struct mrc_api *api, uint32_t entries,
 	api->features = features;
 }
 
-static inline void mrct_map(struct mrct *t)
+/* Decode the ring at @m, a mapping of t->fd made elsewhere. */
+static inline void mrct_point(struct mrct *t, char *m)
 {
-	char *m;
-
-	m = mmap(NULL, t->api.mmap_length, PROT_READ | PROT_WRITE, MAP_SHARED,
-		 t->fd, 0);
-	CHECK(m != MAP_FAILED, "mmap ring: %s", strerror(errno));
 	t->map = m;
 	t->producer = (uint32_t *)(m + t->api.off.producer);
 	t->consumer = (uint32_t *)(m + t->api.off.consumer);
@@ -130,6 +126,16 @@ static inline void mrct_map(struct mrct *t)
 	t->mask = *(uint32_t *)(m + t->api.off.mask);
 	CHECK(t->mask + 1 == t->api.ring_entries, "mask %u entries %u",
 	      t->mask, t->api.ring_entries);
+}
+
+static inline void mrct_map(struct mrct *t)
+{
+	char *m;
+
+	m = mmap(NULL, t->api.mmap_length, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 t->fd, 0);
+	CHECK(m != MAP_FAILED, "mmap ring: %s", strerror(errno));
+	mrct_point(t, m);
 }
 
 static inline void mrct_open(struct mrct *t, uint32_t entries, uint32_t slots,
@@ -430,6 +436,53 @@ static inline void t_expect_idle(void)
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		CHECK(t_stat(names[i]) == 0, "stats/%s is %ld with no file open",
 		      names[i], t_stat(names[i]));
+}
+
+/*
+ * How much longer than the CI default the hostile-user-space tests
+ * (t_fuzz, t_scribble, t_concurrent) run: MRCACHE_KFUZZ_SCALE, default 1.
+ */
+static inline long t_scale(void)
+{
+	const char *s = getenv("MRCACHE_KFUZZ_SCALE");
+	long v = s && *s ? strtol(s, NULL, 0) : 1;
+
+	return v > 0 ? v : 1;
+}
+
+/* xorshift64: reproducible pseudo-random numbers for the fuzzing tests. */
+static uint64_t t_rng_state = 12345;
+
+static inline uint64_t t_rnd(void)
+{
+	t_rng_state ^= t_rng_state << 13;
+	t_rng_state ^= t_rng_state >> 7;
+	t_rng_state ^= t_rng_state << 17;
+	return t_rng_state;
+}
+
+/* Seed t_rnd() with MRCACHE_FUZZ_SEED, or @dflt; log it for a rerun. */
+static inline void t_seed(uint64_t dflt)
+{
+	const char *s = getenv("MRCACHE_FUZZ_SEED");
+
+	t_rng_state = s && *s ? strtoull(s, NULL, 0) | 1 : dflt;
+	T_LOG("seed %#llx (MRCACHE_FUZZ_SEED), scale %ld "
+	      "(MRCACHE_KFUZZ_SCALE)", (unsigned long long)t_rng_state,
+	      t_scale());
+}
+
+/* Reclaim slab objects, which runs every shrinker (root only); 0 or -1. */
+static inline int t_drop_slab(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, "2", 1) == 1;
+	close(fd);
+	return ok ? 0 : -1;
 }
 
 static inline double t_now_us(void)
