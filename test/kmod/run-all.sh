@@ -16,12 +16,12 @@ top=$(cd "$here/../.." && pwd)
 # build (make check), which points MRCACHE_KMOD_BINDIR at its own folder.
 bindir=${MRCACHE_KMOD_BINDIR:-$here}
 
-# Order matters a little: t_dup_watch, t_scribble, the
+# Order matters a little: t_dup_watch, t_scribble, t_concurrent, the
 # t_user_* tests, t_noisy, t_exit and t_reload compare global module
 # counters, t_pressure puts the guest under memory pressure; run those last.
 TESTS=(t_handshake t_badmmap t_munmap t_brk t_mremap t_madvise t_fork
        t_two_files t_overflow t_sequence t_rearm t_dofork t_order t_many
-       t_poll t_migrate t_pinned t_fuzz t_dup_watch t_scribble
+       t_poll t_migrate t_pinned t_fuzz t_dup_watch t_scribble t_concurrent
        t_user_files t_user_watches t_user_pages t_noisy t_exit t_reload
        t_pressure)
 
