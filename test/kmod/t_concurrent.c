@@ -13,7 +13,7 @@
  *  - a thread polling and reading the file;
  *  - a thread that forks children, each of which tries the file (EPERM)
  *    and exits;
- * (first, in the rounds that close: 300 duels of two threads unwatching,
+ * (first, in the rounds that close: 100 duels of two threads unwatching,
  * or unwatching and querying, one watch at the same moment; exactly one
  * UNWATCH must win) and then, by round: closes the fd while the others run and exits
  * normally, calls exit_group() while they are in the middle of requests,
@@ -306,7 +306,7 @@ static void setup_worker(void)
  * the same moment: exactly one UNWATCH succeeds, the other sees ENOENT,
  * a QUERY sees the watch whole or ENOENT.
  */
-#define DUELS 300
+#define DUELS 100
 
 static struct {
 	uint32_t id;
