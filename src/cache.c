@@ -21,8 +21,12 @@
 #include "cache.h"
 #include "error.h"
 
-int mrc_fork_error(const struct mrc_cache *cache)
+/* Why a closed cache (enum mrc_closed) refuses a call. */
+int mrc_closed_error(const struct mrc_cache *cache)
 {
+	if (mrc_load_relaxed(&cache->closed) == MRC_CLOSED_DESTROYED)
+		return mrc_error(EINVAL, "cache %p was destroyed by mrc_cache_destroy(); its regions went with it, create a new cache",
+				 (const void *)cache);
 	return mrc_error(EPERM,
 			 "cache was created by process %d before fork(); its registrations belong to the parent, create a new cache in the child",
 			 (int)cache->owner_pid);
@@ -266,13 +270,33 @@ static struct mrc_cache *cache_alloc(const struct mrc_provider *provider)
 	return cache;
 }
 
-static void cache_free(struct mrc_cache *cache)
+/* Release what the cache owns: everything but the object itself. */
+static void cache_release(struct mrc_cache *cache)
 {
 	mrc_pfn_destroy(cache);
 	mrc_hints_destroy(&cache->hints);
 	mrc_region_pool_destroy(&cache->pool);
 	pthread_mutex_destroy(&cache->lock);
+}
+
+static void cache_free(struct mrc_cache *cache)
+{
+	cache_release(cache);
 	free(cache);
+}
+
+/*
+ * A destroyed cache's object is never given back to malloc: it stays, as a
+ * tombstone, so that a call made with it later (a put after destroy) finds
+ * the closed word set and fails with a message instead of reading freed
+ * memory. Only the object stays; the pool, hint table, monitor and tree
+ * are released. The cost is sizeof(struct mrc_cache) per cache destroyed,
+ * for the life of the process (doc/design.md, "Calls after destroy").
+ */
+static void cache_bury(struct mrc_cache *cache)
+{
+	cache_release(cache);
+	mrc_registry_bury(cache);
 }
 
 /**
@@ -364,7 +388,9 @@ int mrc_cache_stats(struct mrc_cache *cache, struct mrc_stats *stats)
 {
 	if (!cache || !stats)
 		return mrc_error(EINVAL, "%s is NULL", cache ? "stats" : "cache");
-	if (mrc_load_relaxed(&cache->forked)) {
+	if (mrc_load_relaxed(&cache->closed) == MRC_CLOSED_DESTROYED)
+		return mrc_closed_error(cache);
+	if (mrc_load_relaxed(&cache->closed)) {
 		/*
 		 * Counters only: no monitor or provider call in a child, and
 		 * no lock either: another thread of the parent may have held
@@ -409,8 +435,8 @@ int mrc_cache_progress(struct mrc_cache *cache)
 {
 	if (!cache)
 		return mrc_error(EINVAL, "cache is NULL");
-	if (mrc_load_relaxed(&cache->forked))
-		return mrc_fork_error(cache);
+	if (mrc_load_relaxed(&cache->closed))
+		return mrc_closed_error(cache);
 	mrc_cache_lock(cache);
 	mrc_cache_unlock(cache);
 	return 0;
@@ -424,16 +450,18 @@ int mrc_cache_progress(struct mrc_cache *cache)
 static int destroy_forked(struct mrc_cache *cache)
 {
 	cache->monitor.ops->stop(&cache->monitor);
-	mrc_registry_remove(cache);
-	cache_free(cache);
+	cache_bury(cache);
 	return 0;
 }
 
 /**
  * mrc_cache_destroy() - deregister everything and free the cache.
  *
- * Return: 0, or -EBUSY (and the cache is left intact) while any region is
- * still referenced.
+ * The object itself stays behind as a tombstone (cache_bury), so later
+ * calls with it fail with -EINVAL instead of reading freed memory.
+ *
+ * Return: 0; -EBUSY (and the cache is left intact) while any region is
+ * still referenced; -EINVAL for NULL or a cache already destroyed.
  */
 int mrc_cache_destroy(struct mrc_cache *cache)
 {
@@ -441,7 +469,9 @@ int mrc_cache_destroy(struct mrc_cache *cache)
 
 	if (!cache)
 		return mrc_error(EINVAL, "cache is NULL");
-	if (mrc_load_relaxed(&cache->forked))
+	if (mrc_load_relaxed(&cache->closed) == MRC_CLOSED_DESTROYED)
+		return mrc_closed_error(cache);
+	if (mrc_load_relaxed(&cache->closed))
 		return destroy_forked(cache);
 	mrc_cache_lock(cache);
 	mrc_drain_deferred(cache);
@@ -458,7 +488,6 @@ int mrc_cache_destroy(struct mrc_cache *cache)
 		print_stats(cache);
 	pthread_mutex_unlock(&cache->lock);
 	cache->monitor.ops->stop(&cache->monitor);
-	mrc_registry_remove(cache);
-	cache_free(cache);
+	cache_bury(cache);
 	return 0;
 }

@@ -18,6 +18,16 @@
 #include "region.h"
 #include "region_pool.h"
 
+/*
+ * Why a cache refuses calls. One word for both, so the calls that must
+ * refuse test it with the load and branch they already had for fork.
+ */
+enum mrc_closed {
+	MRC_OPEN = 0,
+	MRC_CLOSED_FORK = 1,	/* inherited by a child after fork() */
+	MRC_CLOSED_DESTROYED = 2, /* mrc_cache_destroy()ed: a tombstone */
+};
+
 struct mrc_cache {
 	/*
 	 * Lines 0 and 1: read by every hit, written only by lock holders and
@@ -32,7 +42,7 @@ struct mrc_cache {
 	const uint64_t *watch_gens;	/* per-watch generations, or NULL */
 	uint32_t monitor_seen;		/* *monitor.events at the last drain */
 	uint32_t default_access;
-	int forked;			/* set in a child after fork() */
+	int closed;			/* enum mrc_closed: why calls fail */
 	struct mrc_region_pool pool;	/* .base is read by hint lookups */
 
 	/* Regions whose last reference went away after they died. */
@@ -76,9 +86,9 @@ uint64_t mrc_evict_idle(struct mrc_cache *cache, mrc_evict_enough_fn enough,
 int mrc_provider_reg(struct mrc_cache *cache, struct mrc_region *r);
 void mrc_provider_dereg(struct mrc_cache *cache, const struct mrc_region *r);
 
-/* fork.c: fork handling */
+/* fork.c: fork handling, and destroyed caches kept detectable */
 int mrc_registry_add(struct mrc_cache *cache);
-void mrc_registry_remove(struct mrc_cache *cache);
+void mrc_registry_bury(struct mrc_cache *cache);
 
 /* pfn_check.c: frames kept aside, only in paranoid mode */
 int mrc_pfn_record(struct mrc_cache *cache, struct mrc_region *r);
@@ -92,7 +102,7 @@ void mrc_cache_unlock(struct mrc_cache *cache);
 void mrc_cache_sync_locked(struct mrc_cache *cache);
 void mrc_region_kill(struct mrc_cache *cache, struct mrc_region *r);
 void mrc_drain_deferred(struct mrc_cache *cache);
-int mrc_fork_error(const struct mrc_cache *cache);
+int mrc_closed_error(const struct mrc_cache *cache);
 
 /* vma.c: what /proc/self/maps says, read after a failed registration */
 struct mrc_vma_state {

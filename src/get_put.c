@@ -67,7 +67,7 @@ static enum fast_path events_pending(struct mrc_cache *cache)
 static inline enum fast_path fast_path_state(struct mrc_cache *cache)
 {
 	if (mrc_unlikely(mrc_load_relaxed(&cache->deferred) ||
-			 mrc_load_relaxed(&cache->forked)))
+			 mrc_load_relaxed(&cache->closed)))
 		return FAST_CLOSED;
 	if (mrc_likely(monitor_quiet(cache)))
 		return FAST_OPEN;
@@ -235,8 +235,8 @@ static int get_slow(struct mrc_cache *cache, uint64_t start, uint64_t end,
 	struct mrc_region *r;
 	int ret = 0;
 
-	if (mrc_load_relaxed(&cache->forked))
-		return mrc_fork_error(cache);
+	if (mrc_load_relaxed(&cache->closed))
+		return mrc_closed_error(cache);
 	mrc_cache_lock(cache);
 	r = lookup_locked(cache, start, end, access);
 	if (r)
@@ -328,9 +328,10 @@ static __attribute__((noinline)) int reject_then_get(struct mrc_cache *cache,
  *          cache's default. A region with more flags than asked serves too.
  * @region: receives a referenced region; release it with mrc_put().
  *
- * Return: 0; -EINVAL for bad arguments; -EPERM in a forked child; or the
- * provider's error registering the request's own range and access, after
- * the cache evicted and retried (a merge that fails is never the cause).
+ * Return: 0; -EINVAL for bad arguments or a destroyed cache; -EPERM in a
+ * forked child; or the provider's error registering the request's own
+ * range and access, after the cache evicted and retried (a merge that
+ * fails is never the cause).
  *
  * The hit path is arranged so that no value is live across a call on the
  * way to a hit (every call is the last thing its branch does), which lets
@@ -351,7 +352,7 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 		return ret;
 	if (!access)
 		access = cache->default_access;
-	/* A forked child fails monitor_quiet() (fork.c). */
+	/* A forked child or destroyed cache fails monitor_quiet() (fork.c). */
 	if (mrc_unlikely(mrc_load_relaxed(&cache->deferred) ||
 			 !monitor_quiet(cache)))
 		return get_rest(cache, start, end, access, region);
@@ -374,8 +375,8 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 /**
  * mrc_put() - release a reference taken by mrc_get().
  *
- * Return: 0, or -EINVAL for NULL arguments or a region without references
- * (a double put), or -EPERM in a forked child.
+ * Return: 0; -EINVAL for NULL arguments, a destroyed cache, or a region
+ * without references (a double put); -EPERM in a forked child.
  */
 int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 {
@@ -383,8 +384,8 @@ int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 
 	if (mrc_unlikely(!cache || !region))
 		return mrc_error(EINVAL, "%s is NULL", cache ? "region" : "cache");
-	if (mrc_unlikely(mrc_load_relaxed(&cache->forked)))
-		return mrc_fork_error(cache);
+	if (mrc_unlikely(mrc_load_relaxed(&cache->closed)))
+		return mrc_closed_error(cache);
 	v = mrc_load_relaxed(&region->state);
 	do {
 		if (mrc_unlikely(!(v & MRC_REF_MASK)))

@@ -75,7 +75,8 @@ void mrc_cache_release_idle(struct mrc_cache *cache, uint64_t bytes)
  * Unreferenced ones are deregistered before this returns; referenced ones at
  * their last mrc_put().
  *
- * Return: 0, -EINVAL for bad arguments, -EPERM in a forked child.
+ * Return: 0; -EINVAL for bad arguments or a destroyed cache; -EPERM in a
+ * forked child.
  */
 int mrc_invalidate(struct mrc_cache *cache, const void *addr, size_t len)
 {
@@ -88,8 +89,8 @@ int mrc_invalidate(struct mrc_cache *cache, const void *addr, size_t len)
 	if (len > UINT64_MAX - start)
 		return mrc_error(EINVAL, "range %p + %zu wraps around the address space",
 				 addr, len);
-	if (mrc_load_relaxed(&cache->forked))
-		return mrc_fork_error(cache);
+	if (mrc_load_relaxed(&cache->closed))
+		return mrc_closed_error(cache);
 	mrc_cache_lock(cache);
 	mrc_cache_range_changed(cache, start, start + len);
 	mrc_cache_unlock(cache);
