@@ -375,8 +375,9 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 /**
  * mrc_put() - release a reference taken by mrc_get().
  *
- * Return: 0; -EINVAL for NULL arguments, a destroyed cache, or a region
- * without references (a double put); -EPERM in a forked child.
+ * Return: 0; -EINVAL for NULL arguments, a destroyed cache, a region of
+ * another cache, or a region without references (a double put); -EPERM
+ * in a forked child.
  */
 int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 {
@@ -386,6 +387,9 @@ int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 		return mrc_error(EINVAL, "%s is NULL", cache ? "region" : "cache");
 	if (mrc_unlikely(mrc_load_relaxed(&cache->closed)))
 		return mrc_closed_error(cache);
+	if (mrc_unlikely(!mrc_region_pool_owns(&cache->pool, region)))
+		return mrc_error(EINVAL, "%p is not a region of this cache (%p); put each region to the cache that gave it",
+				 (void *)region, (void *)cache);
 	v = mrc_load_relaxed(&region->state);
 	do {
 		if (mrc_unlikely(!(v & MRC_REF_MASK)))

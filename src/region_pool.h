@@ -38,6 +38,20 @@ static inline size_t mrc_region_pool_capacity(const struct mrc_region_pool *pool
 	return mrc_load_acquire(&pool->capacity);
 }
 
+/*
+ * Is @r in this pool's accessible part? One subtract and one compare, so
+ * mrc_put() can afford it: a region of another cache lies in that cache's
+ * own reservation, never in this one. (A pointer into the middle of one of
+ * this pool's regions passes: that is no region of another cache.)
+ */
+static inline int mrc_region_pool_owns(const struct mrc_region_pool *pool,
+				       const struct mrc_region *r)
+{
+	uintptr_t offset = (uintptr_t)r - (uintptr_t)pool->base;
+
+	return offset < mrc_load_relaxed(&pool->capacity) * sizeof(*r);
+}
+
 /* The region with pool index @index, which the pool has handed out before. */
 static inline struct mrc_region *mrc_region_at(const struct mrc_region_pool *pool,
 					       uint32_t index)
