@@ -12,6 +12,7 @@
  * check of the region's own watch generation.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 
 #include "cache.h"
@@ -229,14 +230,49 @@ static struct mrc_region *lookup_locked(struct mrc_cache *cache,
 	return NULL;
 }
 
+/*
+ * Where the largest user address space the architecture allows ends
+ * (x86-64 with 5-level paging, arm64 with 52-bit addresses, RISC-V Sv57;
+ * on 32 bits, the address space). A range ending above it cannot be this
+ * process's memory whatever the kernel's configuration: refuse it before
+ * the provider pins anything. A range below it but past what this kernel
+ * maps is the provider's to refuse (ibv_reg_mr: EFAULT or EINVAL). Other
+ * architectures: only wrapping is refused.
+ */
+#if UINTPTR_MAX == UINT32_MAX
+#define MRC_USER_ADDR_END	((uint64_t)1 << 32)
+#elif defined(__x86_64__) || (defined(__riscv) && __riscv_xlen == 64)
+#define MRC_USER_ADDR_END	((uint64_t)1 << 56)
+#elif defined(__aarch64__)
+#define MRC_USER_ADDR_END	((uint64_t)1 << 52)
+#else
+#define MRC_USER_ADDR_END	UINT64_MAX
+#endif
+
+/*
+ * Checked on misses only: no region ends past the limit, so a request
+ * that does can never hit.
+ */
+static int check_user_range(uint64_t start, uint64_t end)
+{
+	if (end <= MRC_USER_ADDR_END)
+		return 0;
+	return mrc_error(EINVAL, "range %#" PRIx64 "-%#" PRIx64 " ends past %#" PRIx64
+			 ", the end of any user address space on this architecture; is the length right?",
+			 start, end, MRC_USER_ADDR_END);
+}
+
 static int get_slow(struct mrc_cache *cache, uint64_t start, uint64_t end,
 		    uint32_t access, struct mrc_region **region)
 {
 	struct mrc_region *r;
-	int ret = 0;
+	int ret;
 
 	if (mrc_load_relaxed(&cache->closed))
 		return mrc_closed_error(cache);
+	ret = check_user_range(start, end);
+	if (ret)
+		return ret;
 	mrc_cache_lock(cache);
 	r = lookup_locked(cache, start, end, access);
 	if (r)
@@ -328,10 +364,11 @@ static __attribute__((noinline)) int reject_then_get(struct mrc_cache *cache,
  *          cache's default. A region with more flags than asked serves too.
  * @region: receives a referenced region; release it with mrc_put().
  *
- * Return: 0; -EINVAL for bad arguments or a destroyed cache; -EPERM in a
- * forked child; or the provider's error registering the request's own
- * range and access, after the cache evicted and retried (a merge that
- * fails is never the cause).
+ * Return: 0; -EINVAL for bad arguments (a range past the end of any user
+ * address space among them) or a destroyed cache; -EPERM in a forked
+ * child; or the provider's error registering the request's own range and
+ * access, after the cache evicted and retried (a merge that fails is never
+ * the cause).
  *
  * The hit path is arranged so that no value is live across a call on the
  * way to a hit (every call is the last thing its branch does), which lets
