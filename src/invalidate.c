@@ -75,8 +75,10 @@ void mrc_cache_release_idle(struct mrc_cache *cache, uint64_t bytes)
  * Unreferenced ones are deregistered before this returns; referenced ones at
  * their last mrc_put().
  *
- * Return: 0; -EINVAL for bad arguments or a destroyed cache; -EPERM in a
- * forked child.
+ * Return: 0; -EINVAL for bad arguments (a NULL address, as in mrc_get(), or
+ * a range that wraps) or a destroyed cache; -EPERM in a forked child. A
+ * range may reach the top of the address space: that invalidates all
+ * regions above @addr.
  */
 int mrc_invalidate(struct mrc_cache *cache, const void *addr, size_t len)
 {
@@ -84,6 +86,9 @@ int mrc_invalidate(struct mrc_cache *cache, const void *addr, size_t len)
 
 	if (!cache)
 		return mrc_error(EINVAL, "cache is NULL");
+	/* Never a mapping (mmap_min_addr); most likely an unset pointer. */
+	if (!addr)
+		return mrc_error(EINVAL, "address is NULL");
 	if (!len)
 		return mrc_error(EINVAL, "length is zero");
 	if (len > UINT64_MAX - start)
