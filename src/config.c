@@ -197,6 +197,21 @@ static int load_environment(struct mrc_config *config)
 	return 0;
 }
 
+/*
+ * Fields valid alone that contradict each other when the caller sets both.
+ * Only the caller's own pair: an operator's MRCACHE_MONITOR=none must not
+ * make a program that asks for a progress thread fail to start.
+ */
+static int check_attr_combination(const struct mrc_cache_attr *attr)
+{
+	uint64_t both = MRC_ATTR_MONITOR | MRC_ATTR_PROGRESS_THREAD;
+
+	if ((attr->comp_mask & both) == both && attr->progress_thread &&
+	    attr->monitor == MRC_MONITOR_MANUAL)
+		return mrc_error(EINVAL, "mrc_cache_attr.progress_thread=1 needs a monitor with events to drain; mrc_cache_attr.monitor is MRC_MONITOR_MANUAL");
+	return 0;
+}
+
 static int check_attr(const struct mrc_cache_attr *attr)
 {
 	if (attr->comp_mask & ~(uint64_t)MRC_ATTR_ALL)
@@ -216,7 +231,7 @@ static int check_attr(const struct mrc_cache_attr *attr)
 		return mrc_error(EINVAL, "mrc_cache_attr.progress_thread must be 0 or 1");
 	if (attr->reserved)
 		return mrc_error(EINVAL, "mrc_cache_attr.reserved must be 0");
-	return 0;
+	return check_attr_combination(attr);
 }
 
 static void apply_attr(const struct mrc_cache_attr *attr,
