@@ -30,7 +30,8 @@ int mrc_region_pool_init(struct mrc_region_pool *pool)
 
 		if (p != MAP_FAILED) {
 			pool->base = p;
-			pool->reserved = n / MRC_POOL_STEP * MRC_POOL_STEP;
+			pool->reserved_bytes = n / MRC_POOL_STEP * MRC_POOL_STEP *
+					       sizeof(struct mrc_region);
 			return 0;
 		}
 	}
@@ -41,7 +42,7 @@ static int grow(struct mrc_region_pool *pool)
 {
 	struct mrc_region *step = pool->base + pool->capacity;
 
-	if (pool->capacity + MRC_POOL_STEP > pool->reserved ||
+	if ((pool->capacity + MRC_POOL_STEP) * sizeof(*step) > pool->reserved_bytes ||
 	    mprotect(step, MRC_POOL_STEP * sizeof(*step), PROT_READ | PROT_WRITE))
 		return -1;
 	for (int i = MRC_POOL_STEP - 1; i >= 0; i--) {
@@ -96,6 +97,6 @@ void mrc_region_free(struct mrc_region_pool *pool, struct mrc_region *r)
 void mrc_region_pool_destroy(struct mrc_region_pool *pool)
 {
 	if (pool->base)
-		munmap(pool->base, pool->reserved * sizeof(*pool->base));
+		munmap(pool->base, pool->reserved_bytes);
 	memset(pool, 0, sizeof(*pool));
 }

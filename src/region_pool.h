@@ -17,7 +17,7 @@
 
 struct mrc_region_pool {
 	struct mrc_region *base;	/* reserved address space */
-	size_t reserved;		/* regions the reservation can hold */
+	size_t reserved_bytes;		/* of address space, from base */
 	size_t capacity;		/* regions made accessible so far */
 	struct mrc_region *free_list;
 	size_t in_use;
@@ -39,17 +39,18 @@ static inline size_t mrc_region_pool_capacity(const struct mrc_region_pool *pool
 }
 
 /*
- * Is @r in this pool's accessible part? One subtract and one compare, so
- * mrc_put() can afford it: a region of another cache lies in that cache's
- * own reservation, never in this one. (A pointer into the middle of one of
- * this pool's regions passes: that is no region of another cache.)
+ * Is @r in this pool's reservation? One subtract and one compare, both
+ * operands on the line mrc_put() already reads, so every put can afford
+ * it: a region of another cache lies in that cache's own reservation,
+ * never in this one. Bytes, not regions, so there is no multiply; both
+ * fields are set before the cache is published and never change.
+ * (A pointer into the middle of one of this pool's regions passes: that
+ * is no region of another cache.)
  */
 static inline int mrc_region_pool_owns(const struct mrc_region_pool *pool,
 				       const struct mrc_region *r)
 {
-	uintptr_t offset = (uintptr_t)r - (uintptr_t)pool->base;
-
-	return offset < mrc_load_relaxed(&pool->capacity) * sizeof(*r);
+	return (uintptr_t)r - (uintptr_t)pool->base < pool->reserved_bytes;
 }
 
 /* The region with pool index @index, which the pool has handed out before. */
