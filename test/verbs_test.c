@@ -445,6 +445,93 @@ START_TEST(test_merge_failure_falls_back_to_request)
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * Memory the provider must refuse: the error is ibv_reg_mr's, with the
+ * cache's message, and nothing is cached or left pinned (the kernel's
+ * count of pinned pages, VmPin, is back where it was).
+ */
+static long vm_pinned_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	ck_assert_int_ge(kib, 0);
+	return kib;
+}
+
+static void assert_refused(const void *addr, size_t len, uint32_t access,
+			   const char *what)
+{
+	struct mrc_stats before = stats_now(), after;
+	long pinned = vm_pinned_kib();
+	struct mrc_region *r = NULL;
+	int ret = mrc_get(cache, addr, len, access, &r);
+
+	fprintf(stderr, "verbs_test: %s: mrc_get = %d, \"%s\"\n", what, ret,
+		mrc_last_error());
+	ck_assert_msg(ret == -EFAULT || ret == -EINVAL || ret == -ENOMEM ||
+		      ret == -EPERM, "%s: mrc_get = %d (%s)", what, ret,
+		      mrc_last_error());
+	ck_assert_ptr_null(r);
+	ck_assert_msg(strstr(mrc_last_error(), "provider 'verbs' could not register"),
+		      "%s: \"%s\" does not say the provider refused", what,
+		      mrc_last_error());
+	after = stats_now();
+	ck_assert_uint_eq(after.regions, before.regions);
+	ck_assert_uint_eq(after.bytes_pinned, before.bytes_pinned);
+	ck_assert_uint_gt(after.reg_failures, before.reg_failures);
+	ck_assert_uint_eq(after.reg_calls - before.reg_calls,
+			  after.reg_failures - before.reg_failures);
+	ck_assert_int_eq(vm_pinned_kib(), pinned);
+}
+
+START_TEST(test_provider_refuses_bad_memory)
+{
+	unsigned char *none = mmap(NULL, 4 * page, PROT_NONE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *ro = map_pages(8);
+	struct mrc_region *held, *r;
+
+	ck_assert_ptr_ne(none, MAP_FAILED);
+	ck_assert_int_eq(munmap(ro + 4 * page, 4 * page), 0);	/* a hole after it */
+	held = get_ok(ro, page);	/* a cached region the failures must keep */
+	put_ok(held);
+	ck_assert_int_eq(mprotect(ro, 4 * page, PROT_READ), 0);
+	/* A region registered before the change is the caller's to drop. */
+	ck_assert_int_eq(mrc_invalidate(cache, ro, 4 * page), 0);
+
+	assert_refused(none, 2 * page, 0, "PROT_NONE memory, write access");
+	/*
+	 * Not PROT_NONE with read-only access: Linux 6.1's ib_umem_get()
+	 * pins read-only registrations with FOLL_FORCE, which reads
+	 * PROT_NONE memory like ptrace does, so it succeeds (6.2 dropped
+	 * FOLL_FORCE there). Whatever the kernel says is the answer.
+	 */
+	assert_refused(ro + page, 2 * page, IBV_ACCESS_LOCAL_WRITE,
+		       "read-only memory, local write");
+	assert_refused(ro + page, 2 * page, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE,
+		       "read-only memory, remote write");
+	/* Past the end of the mapping, and past this kernel's 47-bit top. */
+	assert_refused(ro, 8 * page, IBV_ACCESS_REMOTE_READ,
+		       "a length past the end of the mapping");
+	assert_refused(ro, ((uintptr_t)1 << 47) - (uintptr_t)ro + page,
+		       IBV_ACCESS_REMOTE_READ, "a length past the top of the address space");
+	/* Read-only memory with read-only access is fine, and cached. */
+	r = cache_get_ok(cache, ro, 4 * page, IBV_ACCESS_REMOTE_READ);
+	ck_assert_ptr_eq(cache_get_ok(cache, ro, page, IBV_ACCESS_REMOTE_READ), r);
+	put_ok(r);
+	put_ok(r);
+	munmap(none, 4 * page);
+	munmap(ro, 4 * page);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * Eviction under RLIMIT_MEMLOCK. Runs in a forked child that gives up
  * CAP_IPC_LOCK (with it the kernel ignores the limit), so failures are
  * reported on stderr and through the exit status.
@@ -700,6 +787,7 @@ static Suite *verbs_suite(void)
 	tcase_add_test(tc, test_stale_registration_manual_monitor);
 	tcase_add_loop_test(tc, test_merge_failure_falls_back_to_request, 0,
 			    (int)(sizeof(merge_cases) / sizeof(merge_cases[0])));
+	tcase_add_test(tc, test_provider_refuses_bad_memory);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(mem, 120);
 	tcase_add_test(mem, test_memlock_eviction);
