@@ -205,29 +205,55 @@ static int try_monitor(struct mrc_cache *cache,
 }
 
 /*
- * AUTO takes the kernel monitor when /dev/mrcache exists and falls back to
- * the manual one; an explicit choice fails loudly when unavailable.
+ * No monitor could start: the cache works, but only mrc_invalidate()
+ * invalidates. Said once per process on stderr, and always in the stats
+ * (monitor "none"), so nobody runs unprotected without being told;
+ * MRCACHE_MONITOR=manual is the quiet way to choose this.
  */
+static int start_unmonitored(struct mrc_cache *cache)
+{
+	static int warned;
+
+	if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+		mrc_warn("no invalidation monitor could start (kmod, hooks): cached registrations are NOT dropped when memory is freed or unmapped; call mrc_invalidate(), load the mrcache module, or set MRCACHE_MONITOR=manual to silence this");
+	return try_monitor(cache, &mrc_monitor_none_ops);
+}
+
+/*
+ * AUTO takes the kernel monitor when /dev/mrcache exists, else the libc
+ * hooks, else none (loudly); an explicit choice fails when unavailable.
+ */
+static int start_auto(struct mrc_cache *cache)
+{
+	int ret = try_monitor(cache, &mrc_monitor_kmod_ops);
+
+	if (!ret)
+		return 0;
+	if (ret != -ENODEV)
+		mrc_warn("kernel monitor unavailable, trying the libc hooks: %s",
+			 mrc_last_error());
+	ret = try_monitor(cache, &mrc_monitor_hooks_ops);
+	if (!ret)
+		return 0;
+	mrc_warn("libc hooks monitor unavailable: %s", mrc_last_error());
+	return start_unmonitored(cache);
+}
+
 static int start_monitor(struct mrc_cache *cache)
 {
 	uint32_t kind = cache->config.monitor;
-	int ret;
 
 	switch (kind) {
 	case MRC_MONITOR_AUTO:
-		ret = try_monitor(cache, &mrc_monitor_kmod_ops);
-		if (!ret)
-			return 0;
-		if (ret != -ENODEV)
-			mrc_warn("kernel monitor unavailable, using the manual one: %s",
-				 mrc_last_error());
-		return try_monitor(cache, &mrc_monitor_manual_ops);
+		return start_auto(cache);
 	case MRC_MONITOR_KMOD:
 		return try_monitor(cache, &mrc_monitor_kmod_ops);
+	case MRC_MONITOR_HOOKS:
+		return try_monitor(cache, &mrc_monitor_hooks_ops);
 	case MRC_MONITOR_MANUAL:
 		return try_monitor(cache, &mrc_monitor_manual_ops);
 	default:
-		return mrc_error(ENOTSUP, "monitor '%s' is not built into this library; use MRCACHE_MONITOR=kmod or manual",
+		return mrc_error(ENOTSUP, "monitor '%s' is not built into this library; use MRCACHE_MONITOR=kmod, hooks or manual",
 				 mrc_monitor_kind_name(kind));
 	}
 }

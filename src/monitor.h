@@ -80,6 +80,9 @@ void mrc_cache_watch_fired(struct mrc_cache *cache, uint32_t region);
 void mrc_cache_release_idle(struct mrc_cache *cache, uint64_t bytes);
 
 extern const struct mrc_monitor_ops mrc_monitor_manual_ops;
+/* The manual monitor under the name "none": AUTO found no monitor. */
+extern const struct mrc_monitor_ops mrc_monitor_none_ops;
 extern const struct mrc_monitor_ops mrc_monitor_kmod_ops;
+extern const struct mrc_monitor_ops mrc_monitor_hooks_ops;
 
 #endif /* MRC_MONITOR_H */

@@ -29,3 +29,10 @@ const struct mrc_monitor_ops mrc_monitor_manual_ops = {
 	.stop = manual_stop,
 	.drain = manual_drain,
 };
+
+const struct mrc_monitor_ops mrc_monitor_none_ops = {
+	.name = "none",
+	.start = manual_start,
+	.stop = manual_stop,
+	.drain = manual_drain,
+};
