@@ -42,7 +42,8 @@
 #define PAGE_MASK_4K 4095ull	/* the smallest x86-64 page: rounds out enough */
 
 enum {
-	P_MUNMAP, P_MREMAP, P_MADVISE, P_BRK, P_SHMDT, P_MMAP, P_SYSCALL,
+	P_MUNMAP, P_MREMAP, P_MADVISE, P_BRK, P_SBRK, P_SHMDT, P_MMAP,
+	P_SYSCALL,
 	P_COUNT
 };
 
@@ -50,6 +51,7 @@ typedef int (*munmap_fn)(void *, size_t);
 typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
 typedef int (*madvise_fn)(void *, size_t, int);
 typedef int (*brk_fn)(void *);
+typedef void *(*sbrk_fn)(intptr_t);
 typedef int (*shmdt_fn)(const void *);
 typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
 typedef long (*syscall_fn)(long, ...);
@@ -205,6 +207,27 @@ static int hook_brk(void *addr)
 	return ret;
 }
 
+/*
+ * sbrk calls brk in glibc, but another library's sbrk hook (UCX's) may
+ * move the break with its own system call: sbrk is hooked too.
+ */
+static void *hook_sbrk(intptr_t incr)
+{
+	struct mrc_hook_call c[2];
+	uint64_t cur;
+	void *ret;
+	int n = 0;
+
+	if (incr < 0 && mrc_record_wanted()) {
+		cur = (uint64_t)mrc_raw_syscall3(SYS_brk, 0, 0, 0);
+		n = record_before(SYS_brk, ARGS((long)(cur + (uint64_t)incr)), c);
+	}
+	ret = ((sbrk_fn)ORIG(P_SBRK))(incr);
+
+	record_after(c, n);
+	return ret;
+}
+
 static int hook_shmdt(const void *addr)
 {
 	struct mrc_hook_call c[2];
@@ -243,6 +266,7 @@ static struct mrc_patch patches[P_COUNT] = {
 	[P_MREMAP] = { .symbol = "mremap", .hook = (void *)hook_mremap },
 	[P_MADVISE] = { .symbol = "madvise", .hook = (void *)hook_madvise },
 	[P_BRK] = { .symbol = "brk", .hook = (void *)hook_brk },
+	[P_SBRK] = { .symbol = "sbrk", .hook = (void *)hook_sbrk },
 	[P_SHMDT] = { .symbol = "shmdt", .hook = (void *)hook_shmdt },
 	[P_MMAP] = { .symbol = "mmap", .hook = (void *)hook_mmap },
 	[P_SYSCALL] = { .symbol = "syscall", .hook = (void *)hook_syscall },

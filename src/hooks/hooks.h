@@ -3,7 +3,7 @@
  * The libc calls that change a mapping, hooked at their entry points (so
  * glibc's own calls from free(), realloc(), malloc_trim() and heap
  * shrinking are seen too): munmap, mremap, madvise (the advice values that
- * drop or replace pages), brk (and so sbrk), shmdt, mmap with MAP_FIXED,
+ * drop or replace pages), brk, sbrk, shmdt, mmap with MAP_FIXED,
  * and syscall() with any of their numbers. dlopen is hooked to put our
  * patches back when a library loaded later wrote its own over them.
  *
