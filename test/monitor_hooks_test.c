@@ -430,7 +430,7 @@ static void race(void (*change)(char *buf, size_t pages), size_t pages,
 	*(volatile uint64_t *)stamp_at = 1;
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(pthread_create(&t[i], NULL, hitter, NULL), 0);
-	for (uint64_t i = 1; i <= (uint64_t)rounds && fake.count < (1 << 16) - 64; i++) {
+	for (uint64_t i = 1; i <= (uint64_t)rounds && registrations() < (1 << 16) - 64; i++) {
 		change(buf, pages);
 		*(volatile uint64_t *)stamp_at = i + 1;
 		h = cached(stamp_at, page);

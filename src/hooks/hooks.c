@@ -57,7 +57,7 @@ typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
 typedef long (*syscall_fn)(long, ...);
 
 /* [addr, addr + len) rounded out to pages, clamped at the top. */
-static void page_range(uint64_t addr, uint64_t len, uint64_t *start,
+MRC_HOOK_PATH static void page_range(uint64_t addr, uint64_t len, uint64_t *start,
 		       uint64_t *end)
 {
 	uint64_t e;
@@ -71,7 +71,7 @@ static void page_range(uint64_t addr, uint64_t len, uint64_t *start,
 	*end = e;
 }
 
-static void before(struct mrc_hook_call *c, uint64_t addr, uint64_t len)
+MRC_HOOK_PATH static void before(struct mrc_hook_call *c, uint64_t addr, uint64_t len)
 {
 	uint64_t start, end;
 
@@ -79,7 +79,7 @@ static void before(struct mrc_hook_call *c, uint64_t addr, uint64_t len)
 	mrc_record_before(c, start, end);
 }
 
-static int destroys_pages(int advice)
+MRC_HOOK_PATH static int destroys_pages(int advice)
 {
 	return advice == MADV_DONTNEED || advice == MADV_FREE ||
 	       advice == MADV_REMOVE || advice == MADV_DONTNEED_LOCKED;
@@ -89,7 +89,7 @@ static int destroys_pages(int advice)
  * The range brk(@addr) gives back: from @addr to the current break (read
  * without libc), or an empty range when the break grows or stays.
  */
-static void brk_range(uint64_t addr, uint64_t *len)
+MRC_HOOK_PATH static void brk_range(uint64_t addr, uint64_t *len)
 {
 	uint64_t cur = (uint64_t)mrc_raw_syscall3(SYS_brk, 0, 0, 0);
 
@@ -101,7 +101,7 @@ static void brk_range(uint64_t addr, uint64_t *len)
  * mean reading /proc/self/maps; every range from @addr up is recorded.
  * shmdt is rare; an over-wide range costs re-registrations, never a miss.
  */
-static uint64_t shm_len(uint64_t addr)
+MRC_HOOK_PATH static uint64_t shm_len(uint64_t addr)
 {
 	return UINT64_MAX - addr;
 }
@@ -112,7 +112,7 @@ struct range {
 };
 
 /* The ranges system call @nr with arguments @a may change: 0, 1 or 2. */
-static int changed_ranges(long nr, const long a[5], struct range r[2])
+MRC_HOOK_PATH static int changed_ranges(long nr, const long a[5], struct range r[2])
 {
 	r[0] = (struct range){ (uint64_t)a[0], (uint64_t)a[1] };
 	switch (nr) {
@@ -138,7 +138,7 @@ static int changed_ranges(long nr, const long a[5], struct range r[2])
 	}
 }
 
-static inline int record_before(long nr, const long a[5],
+MRC_HOOK_PATH static inline int record_before(long nr, const long a[5],
 				struct mrc_hook_call c[2])
 {
 	struct range r[2];
@@ -152,7 +152,7 @@ static inline int record_before(long nr, const long a[5],
 	return n;
 }
 
-static inline void record_after(const struct mrc_hook_call c[2], int n)
+MRC_HOOK_PATH static inline void record_after(const struct mrc_hook_call c[2], int n)
 {
 	for (int i = 0; i < n; i++)
 		mrc_record_after(&c[i]);
@@ -163,7 +163,7 @@ static struct mrc_patch patches[P_COUNT];
 #define ORIG(i) mrc_load_acquire(&patches[i].orig)
 #define ARGS(...) (const long[5]){ __VA_ARGS__ }
 
-static int hook_munmap(void *addr, size_t len)
+MRC_HOOK_PATH static int hook_munmap(void *addr, size_t len)
 {
 	struct mrc_hook_call c[2];
 	int n = record_before(SYS_munmap, ARGS((long)addr, (long)len), c);
@@ -173,7 +173,7 @@ static int hook_munmap(void *addr, size_t len)
 	return ret;
 }
 
-static void *hook_mremap(void *old, size_t old_len, size_t new_len,
+MRC_HOOK_PATH static void *hook_mremap(void *old, size_t old_len, size_t new_len,
 			 int flags, void *new_addr)
 {
 	struct mrc_hook_call c[2];
@@ -186,7 +186,7 @@ static void *hook_mremap(void *old, size_t old_len, size_t new_len,
 	return ret;
 }
 
-static int hook_madvise(void *addr, size_t len, int advice)
+MRC_HOOK_PATH static int hook_madvise(void *addr, size_t len, int advice)
 {
 	struct mrc_hook_call c[2];
 	int n = record_before(SYS_madvise,
@@ -197,7 +197,7 @@ static int hook_madvise(void *addr, size_t len, int advice)
 	return ret;
 }
 
-static int hook_brk(void *addr)
+MRC_HOOK_PATH static int hook_brk(void *addr)
 {
 	struct mrc_hook_call c[2];
 	int n = record_before(SYS_brk, ARGS((long)addr), c);
@@ -211,7 +211,7 @@ static int hook_brk(void *addr)
  * sbrk calls brk in glibc, but another library's sbrk hook (UCX's) may
  * move the break with its own system call: sbrk is hooked too.
  */
-static void *hook_sbrk(intptr_t incr)
+MRC_HOOK_PATH static void *hook_sbrk(intptr_t incr)
 {
 	struct mrc_hook_call c[2];
 	uint64_t cur;
@@ -228,7 +228,7 @@ static void *hook_sbrk(intptr_t incr)
 	return ret;
 }
 
-static int hook_shmdt(const void *addr)
+MRC_HOOK_PATH static int hook_shmdt(const void *addr)
 {
 	struct mrc_hook_call c[2];
 	int n = record_before(SYS_shmdt, ARGS((long)addr), c);
@@ -238,7 +238,7 @@ static int hook_shmdt(const void *addr)
 	return ret;
 }
 
-static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd,
+MRC_HOOK_PATH static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd,
 		       off_t off)
 {
 	struct mrc_hook_call c[2];
@@ -250,7 +250,7 @@ static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd,
 }
 
 /* syscall(2): a variadic caller passes what a 7-argument callee reads. */
-static long hook_syscall(long nr, long a1, long a2, long a3, long a4, long a5,
+MRC_HOOK_PATH static long hook_syscall(long nr, long a1, long a2, long a3, long a4, long a5,
 			 long a6)
 {
 	struct mrc_hook_call c[2];

@@ -20,6 +20,15 @@
 
 #define MRC_RECORD_SLOTS 4096u	/* a power of two; 96 KiB */
 
+/*
+ * Everything a hook runs is left alone by ThreadSanitizer: glibc calls
+ * madvise on an exiting thread's stack after TSan has retired the thread,
+ * and TSan's entry instrumentation then faults. The record's atomics are
+ * the only shared accesses on that path and need no checking to be
+ * correct; the readers' side stays instrumented.
+ */
+#define MRC_HOOK_PATH __attribute__((no_sanitize_thread))
+
 /* What a hook keeps between its two halves (on its own stack). */
 struct mrc_hook_call {
 	uint64_t start;
@@ -31,15 +40,16 @@ struct mrc_hook_call {
 extern uint32_t mrc_record_readers;
 
 /* The whole cost of a hook when no cache uses them: a load and a branch. */
-static inline int mrc_record_wanted(void)
+MRC_HOOK_PATH static inline int mrc_record_wanted(void)
 {
 	/* Pairs with the RMW in mrc_record_attach() (see record.c). */
 	return __atomic_load_n(&mrc_record_readers, __ATOMIC_SEQ_CST) != 0;
 }
 
 /* Producer: around the hooked call (see record.c for why both halves). */
-void mrc_record_before(struct mrc_hook_call *c, uint64_t start, uint64_t end);
-void mrc_record_after(const struct mrc_hook_call *c);
+MRC_HOOK_PATH void mrc_record_before(struct mrc_hook_call *c, uint64_t start,
+				     uint64_t end);
+MRC_HOOK_PATH void mrc_record_after(const struct mrc_hook_call *c);
 
 /* Consumers. */
 const uint32_t *mrc_record_event_word(void);
