@@ -526,15 +526,15 @@ static void change_madvise_free(struct buffer *b)
 }
 
 static const struct scenario scenarios[] = {
-	{ "munmap+mmap", MRC_REASON_UNMAP, prepare_memfd, change_munmap_mmap, release_memfd },
-	{ "brk shrink+grow", MRC_REASON_UNMAP, prepare_brk, change_brk, release_brk },
-	{ "mremap onto", MRC_REASON_UNMAP, prepare_anon, change_mremap_move, release_anon },
-	{ "mremap shrink+grow", MRC_REASON_UNMAP, prepare_anon, change_mremap_shrink, release_anon },
-	{ "madvise(DONTNEED)", MRC_REASON_CLEAR, prepare_anon, change_madvise, release_anon },
-	{ "free+malloc", MRC_REASON_UNMAP, prepare_malloc, change_free_malloc, release_malloc },
+	{ "munmap+mmap", MRC_REASON_UNMAP, prepare_memfd, change_munmap_mmap, release_memfd, 0 },
+	{ "brk shrink+grow", MRC_REASON_UNMAP, prepare_brk, change_brk, release_brk, 0 },
+	{ "mremap onto", MRC_REASON_UNMAP, prepare_anon, change_mremap_move, release_anon, 0 },
+	{ "mremap shrink+grow", MRC_REASON_UNMAP, prepare_anon, change_mremap_shrink, release_anon, 0 },
+	{ "madvise(DONTNEED)", MRC_REASON_CLEAR, prepare_anon, change_madvise, release_anon, 0 },
+	{ "free+malloc", MRC_REASON_UNMAP, prepare_malloc, change_free_malloc, release_malloc, 0 },
 	/* DONTNEED inside the heap (CLEAR), or a shrunk break if at its top. */
-	{ "malloc_trim", MRC_REASON_ANY, prepare_heap_chunk, change_malloc_trim, release_heap_chunk },
-	{ "shmdt+shmat", MRC_REASON_UNMAP, prepare_shm, change_shmdt, release_shm },
+	{ "malloc_trim", MRC_REASON_ANY, prepare_heap_chunk, change_malloc_trim, release_heap_chunk, 0 },
+	{ "shmdt+shmat", MRC_REASON_UNMAP, prepare_shm, change_shmdt, release_shm, 0 },
 	/* Pinned pages survive MADV_FREE: nothing goes stale, but it is reported. */
 	{ "madvise(FREE)", MRC_REASON_CLEAR, prepare_anon, change_madvise_free, release_anon, 1 },
 };
@@ -1428,8 +1428,9 @@ static int has_two_nodes(void)
 /* ------------------------------------------------------------------------
  * 5. Everything at once: worker threads get a buffer, RDMA WRITE into it
  * through the cached rkey and out of it through the cached lkey, check both,
- * and put it, while another thread replaces the buffers' pages (munmap and
- * mmap, mremap away and back) and migrates them to the other NUMA node. A
+ * and put it, while another thread, in a seeded random order, replaces the
+ * buffers' pages (munmap and mmap, mremap away and back), drops them
+ * (MADV_DONTNEED) and migrates them to the other NUMA node. A
  * mutex per buffer stands for the application's own synchronization (a
  * buffer is not changed while a transfer uses it); the QP is shared, so
  * its WRITEs are serialized. Every transfer must move the bytes the
@@ -1446,6 +1447,7 @@ struct verbs_race {
 	atomic_int stop;
 	atomic_long transfers, changes, migrations;
 	atomic_long missed, stale_sent;	/* checked in the main thread */
+	unsigned int seed;
 };
 
 static void race_write(struct verbs_race *vr, const void *laddr,
@@ -1488,7 +1490,7 @@ static void *race_worker_main(void *arg)
 {
 	struct race_worker *rw = arg;
 	struct verbs_race *vr = rw->vr;
-	unsigned int seed = 1000u * (unsigned int)rw->index + 1;
+	unsigned int seed = vr->seed + 1000u * (unsigned int)rw->index + 1;
 
 	while (!atomic_load(&vr->stop)) {
 		int i = (int)(rand_r(&seed) % RACE_BUFS);
@@ -1504,7 +1506,7 @@ static void *race_worker_main(void *arg)
 	return NULL;
 }
 
-/* Replace, move away and back, or migrate the pages of buffer @i. */
+/* Replace, move away and back, drop, or migrate the pages of buffer @i. */
 static void race_change(struct verbs_race *vr, int i, unsigned int how)
 {
 	unsigned char *p = vr->buf[i], *away;
@@ -1512,7 +1514,7 @@ static void race_change(struct verbs_race *vr, int i, unsigned int how)
 	void *pages[RACE_PAGES];
 	int nodes[RACE_PAGES], status[RACE_PAGES];
 
-	switch (how % 3) {
+	switch (how % 4) {
 	case 0:
 		ck_assert_int_eq(munmap(p, len), 0);
 		map_anon(p, len, 1);
@@ -1523,12 +1525,15 @@ static void race_change(struct verbs_race *vr, int i, unsigned int how)
 		map_anon(p, len, 1);
 		ck_assert_int_eq(munmap(away, len), 0);
 		break;
+	case 2:
+		ck_assert_int_eq(madvise(p, len, MADV_DONTNEED), 0);
+		break;
 	default:
 		if (!has_two_nodes())
 			return;
 		for (int k = 0; k < RACE_PAGES; k++) {
 			pages[k] = p + (size_t)k * page;
-			nodes[k] = (int)(how / 3 % 2);
+			nodes[k] = (int)(how / 4 % 2);
 		}
 		/* Pinned pages may refuse to move: the event is what counts. */
 		(void)move_pages(0, RACE_PAGES, pages, nodes, status, MPOL_MF_MOVE);
@@ -1541,7 +1546,7 @@ static void race_change(struct verbs_race *vr, int i, unsigned int how)
 static void *race_changer_main(void *arg)
 {
 	struct verbs_race *vr = arg;
-	unsigned int seed = 77;
+	unsigned int seed = vr->seed;
 
 	while (!atomic_load(&vr->stop)) {
 		int i = (int)(rand_r(&seed) % RACE_BUFS);
@@ -1554,18 +1559,38 @@ static void *race_changer_main(void *arg)
 	return NULL;
 }
 
-/* Until enough happened, not for a set time: TCG speed varies. */
+/*
+ * Until enough happened (TCG speed varies), and for at least
+ * MRCACHE_RACE_SECONDS (default 0: CI's setting; minutes for a soak run).
+ */
 static void race_until_enough(struct verbs_race *vr)
 {
+	const char *env = getenv("MRCACHE_RACE_SECONDS");
+	double until = now_s() + (env ? atof(env) : 0);
 	struct timespec tenth = { 0, 100000000 };
 
-	while (atomic_load(&vr->transfers) < 400 || atomic_load(&vr->changes) < 100)
+	while (atomic_load(&vr->transfers) < 400 ||
+	       atomic_load(&vr->changes) < 100 || now_s() < until)
 		nanosleep(&tenth, NULL);
+}
+
+/* MRCACHE_TEST_SEED, or the time; printed so a failure can be replayed. */
+static unsigned int race_seed(void)
+{
+	const char *env = getenv("MRCACHE_TEST_SEED");
+	unsigned int seed = env ? (unsigned int)strtoul(env, NULL, 0) :
+			    (unsigned int)time(NULL);
+
+	fprintf(stderr, "threads: seed %u (MRCACHE_TEST_SEED=%u replays it)\n",
+		seed, seed);
+	return seed;
 }
 
 START_TEST(threads_transfer_while_buffers_change)
 {
-	struct verbs_race vr = { .qp_lock = PTHREAD_MUTEX_INITIALIZER };
+	struct verbs_race vr = {
+		.qp_lock = PTHREAD_MUTEX_INITIALIZER, .seed = race_seed(),
+	};
 	struct race_worker rw[RACE_WORKERS];
 	pthread_t workers[RACE_WORKERS], changer;
 	struct mrc_stats s;
