@@ -95,6 +95,18 @@ static int parse_list(const char *arg, unsigned long *out, int *count,
 	return n ? 0 : -EINVAL;
 }
 
+static const char *monitor_name(uint32_t monitor)
+{
+	switch (monitor) {
+	case MRC_MONITOR_KMOD:
+		return "kmod";
+	case MRC_MONITOR_HOOKS:
+		return "hooks";
+	default:
+		return "manual";
+	}
+}
+
 static void usage(const char *prog)
 {
 	fprintf(stderr,
@@ -103,7 +115,8 @@ static void usage(const char *prog)
 		"  --regions    cached region counts (default 1,1000,65536)\n"
 		"  --threads    thread counts sharing one cache (default 1,2)\n"
 		"  --json-only  print only the JSON lines\n"
-		"  --monitor    mrcache's monitor: manual (default) or kmod (/dev/mrcache)\n", prog);
+		"  --monitor    mrcache's monitor: manual (default), kmod (/dev/mrcache)\n"
+		"               or hooks (libc hooks)\n", prog);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -128,6 +141,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 			i++;
 			if (!strcmp(argv[i], "kmod"))
 				o->monitor = MRC_MONITOR_KMOD;
+			else if (!strcmp(argv[i], "hooks"))
+				o->monitor = MRC_MONITOR_HOOKS;
 			else if (strcmp(argv[i], "manual"))
 				goto bad;
 			mrc_monitor = o->monitor;
@@ -628,7 +643,7 @@ static void print_result(const struct result *r, const struct options *o)
 	       "\"reps\":%d,\"mrcache_ops_per_thread\":%lu,\"ucx_ops_per_thread\":%lu,"
 	       "\"mrcache_cpu_share\":%.2f,\"ucx_cpu_share\":%.2f,"
 	       "\"mrcache_cpu_ns\":%.2f,\"ucx_cpu_ns\":%.2f,\"load1\":%.2f}\n",
-	       o->monitor == MRC_MONITOR_KMOD ? "kmod" : "manual",
+	       monitor_name(o->monitor),
 	       r->regions, r->threads, r->ns[MRCACHE], r->ns[UCX], ratio,
 	       r->mops[MRCACHE], r->mops[UCX], target, o->reps,
 	       r->ops[MRCACHE], r->ops[UCX], r->cpu[MRCACHE], r->cpu[UCX],

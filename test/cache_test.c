@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cache_check.h"
+#include "merge_cases.h"
 #include "fake_provider.h"
 #include "mrcache.h"
 
@@ -571,27 +572,6 @@ END_TEST
 #define RD 0x1u
 #define WR 0x2u
 
-enum neighbour {
-	NB_READ_ONLY,		/* cached for reading over read-only memory */
-	NB_PROT_NONE,		/* cached, then made PROT_NONE */
-	NB_UNMAPPED,		/* cached, then unmapped unreported: stale */
-	NB_OTHER_ACCESS,	/* cached writable; the request is read-only */
-};
-
-static const struct merge_case {
-	const char *name;
-	enum neighbour kind;
-	int above;		/* the neighbour is above the request */
-} merge_cases[] = {
-	{ "read-only below", NB_READ_ONLY, 0 },
-	{ "read-only above", NB_READ_ONLY, 1 },
-	{ "PROT_NONE below", NB_PROT_NONE, 0 },
-	{ "PROT_NONE above", NB_PROT_NONE, 1 },
-	{ "unmapped below", NB_UNMAPPED, 0 },
-	{ "unmapped above", NB_UNMAPPED, 1 },
-	{ "other access below", NB_OTHER_ACCESS, 0 },
-	{ "other access above", NB_OTHER_ACCESS, 1 },
-};
 
 /* Cache the neighbour at @nb as @mc says; the access the request uses. */
 static uint32_t prepare_neighbour(const struct merge_case *mc, char *nb,

@@ -576,13 +576,15 @@ static struct mrc_region *cache_then_change(const struct scenario *sc,
 	return r;
 }
 
-static void scenario_kmod(const struct scenario *sc)
+/* A monitor that must catch every scenario: kmod or hooks. */
+static void scenario_watched(const struct scenario *sc, uint32_t monitor)
 {
 	struct buffer b = { .memfd = -1 };
 	struct mrc_region *r;
 	struct mrc_stats before, after;
 	uint32_t old_rkey;
 
+	make_cache(monitor, 0);
 	/*
 	 * Counters before the change: mrc_cache_stats() drains pending
 	 * events, so taking them after it would already count this one.
@@ -590,7 +592,8 @@ static void scenario_kmod(const struct scenario *sc)
 	before = stats();
 	cache_then_change(sc, &b, &old_rkey);
 	before.reg_calls++;		/* the first get's registration */
-	assert_watch_fired(b.p, b.len, sc->reason, sc->name);
+	if (monitor == MRC_MONITOR_KMOD)
+		assert_watch_fired(b.p, b.len, sc->reason, sc->name);
 	r = get_ok(b.p, b.len);		/* drains the event first */
 	after = stats();
 	ck_assert_uint_eq(after.invalidations, before.invalidations + 1);
@@ -604,8 +607,8 @@ static void scenario_kmod(const struct scenario *sc)
 		      "%s: the WRITE did not land in the application's memory", sc->name);
 	if (b.alias)
 		ck_assert_uint_eq(count_bytes(b.alias, b.len, 0x11), b.len);
-	fprintf(stderr, "%s: kmod: %llu invalidation, registered again (rkey %#x -> %#x), a %zu B WRITE from the lkey sent the new bytes, the %zu B WRITE landed in the new pages\n",
-		sc->name, (unsigned long long)after.invalidations, old_rkey,
+	fprintf(stderr, "%s: %s: %llu invalidation, registered again (rkey %#x -> %#x), a %zu B WRITE from the lkey sent the new bytes, the %zu B WRITE landed in the new pages\n",
+		sc->name, after.monitor, (unsigned long long)after.invalidations, old_rkey,
 		mrc_region_rkey(r), b.len, b.len);
 	put_ok(r);
 	sc->release(&b);
@@ -672,7 +675,14 @@ static void scenario_manual(const struct scenario *sc)
 START_TEST(change_with_kmod_monitor)
 {
 	setup_heap();
-	scenario_kmod(&scenarios[_i]);
+	scenario_watched(&scenarios[_i], MRC_MONITOR_KMOD);
+}
+END_TEST
+
+START_TEST(change_with_hooks_monitor)
+{
+	setup_heap();
+	scenario_watched(&scenarios[_i], MRC_MONITOR_HOOKS);
 }
 END_TEST
 
@@ -1586,6 +1596,10 @@ static unsigned int race_seed(void)
 	return seed;
 }
 
+/* The monitors that must keep every transfer right (migration: kmod). */
+static const uint32_t watching[] = { MRC_MONITOR_KMOD, MRC_MONITOR_HOOKS };
+#define NWATCHING ((int)(sizeof(watching) / sizeof(watching[0])))
+
 START_TEST(threads_transfer_while_buffers_change)
 {
 	struct verbs_race vr = {
@@ -1594,6 +1608,8 @@ START_TEST(threads_transfer_while_buffers_change)
 	struct race_worker rw[RACE_WORKERS];
 	pthread_t workers[RACE_WORKERS], changer;
 	struct mrc_stats s;
+
+	make_cache(watching[_i], 0);
 
 	ck_assert_uint_le(RACE_WORKERS * RACE_PAGES, SRC_PAGES);
 	for (int i = 0; i < RACE_BUFS; i++) {
@@ -1611,8 +1627,8 @@ START_TEST(threads_transfer_while_buffers_change)
 		pthread_join(workers[w], NULL);
 	pthread_join(changer, NULL);
 	s = stats();
-	fprintf(stderr, "threads: %ld transfers (both directions, all checked), %ld changes (%ld migrations), %llu invalidations, %llu hits\n",
-		atomic_load(&vr.transfers), atomic_load(&vr.changes),
+	fprintf(stderr, "threads: %s: %ld transfers (both directions, all checked), %ld changes (%ld migrations), %llu invalidations, %llu hits\n",
+		s.monitor, atomic_load(&vr.transfers), atomic_load(&vr.changes),
 		atomic_load(&vr.migrations), (unsigned long long)s.invalidations,
 		(unsigned long long)s.hits);
 	ck_assert_msg(!atomic_load(&vr.missed),
@@ -1638,8 +1654,10 @@ static Suite *monitor_verbs_suite(void)
 	tcase_add_checked_fixture(changes, setup, teardown);
 	tcase_set_timeout(changes, 60);
 	tcase_add_loop_test(changes, change_with_kmod_monitor, 0, NSCENARIOS);
+	tcase_add_loop_test(changes, change_with_hooks_monitor, 0, NSCENARIOS);
 	tcase_add_loop_test(changes, change_with_manual_monitor, 0, NSCENARIOS);
-	tcase_add_test(changes, threads_transfer_while_buffers_change);
+	tcase_add_loop_test(changes, threads_transfer_while_buffers_change, 0,
+			    NWATCHING);
 	if (has_two_nodes()) {
 		tcase_add_test(changes, move_pages_kmod);
 		tcase_add_test(changes, mbind_kmod);

@@ -24,6 +24,7 @@
 #include <infiniband/verbs.h>
 
 #include "cache_check.h"
+#include "merge_cases.h"
 #include "mrcache.h"
 #include "rdma_pair.h"
 
@@ -326,27 +327,6 @@ END_TEST
  * merged registration fails in ibv_reg_mr, and the get must still hand
  * out a working registration of the buffer.
  */
-enum neighbour {
-	NB_READ_ONLY,		/* read-only memory cached for remote reads */
-	NB_PROT_NONE,		/* cached, then made PROT_NONE */
-	NB_UNMAPPED,		/* cached, then unmapped unreported: stale */
-	NB_OTHER_ACCESS,	/* cached writable; the buffer is read-only */
-};
-
-static const struct merge_case {
-	const char *name;
-	enum neighbour kind;
-	int above;		/* the neighbour is above the buffer */
-} merge_cases[] = {
-	{ "read-only below", NB_READ_ONLY, 0 },
-	{ "read-only above", NB_READ_ONLY, 1 },
-	{ "PROT_NONE below", NB_PROT_NONE, 0 },
-	{ "PROT_NONE above", NB_PROT_NONE, 1 },
-	{ "unmapped below", NB_UNMAPPED, 0 },
-	{ "unmapped above", NB_UNMAPPED, 1 },
-	{ "other access below", NB_OTHER_ACCESS, 0 },
-	{ "other access above", NB_OTHER_ACCESS, 1 },
-};
 
 static struct mrc_region *get_access_ok(const void *addr, uint32_t access)
 {

@@ -24,18 +24,6 @@
 
 #define WATCH_LEN (1UL << 30)
 
-static int drop_slab(void)
-{
-	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, "2", 1) == 1;
-	close(fd);
-	return ok ? 0 : -1;
-}
-
 static void expect_pressure(struct mrct *t, const char *what)
 {
 	struct mrc_event ev;
@@ -114,7 +102,7 @@ int main(void)
 	CHECK(!mrct_watch(&t, area, WATCH_LEN, 1, &id, &gen), "watch");
 	CHECK(!mrct_watch(&quiet, area, WATCH_LEN, 2, &qid, &gen), "watch");
 
-	CHECK(!drop_slab() && !drop_slab(), "drop_caches");
+	CHECK(!t_drop_slab() && !t_drop_slab(), "drop_caches");
 	expect_pressure(&t, "drop_caches");
 	mrct_expect_empty(&t, "second drop_caches (coalesced)");
 
