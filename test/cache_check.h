@@ -7,6 +7,9 @@
 #define MRC_CACHE_CHECK_H
 
 #include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "mrcache.h"
 
@@ -48,5 +51,29 @@ static inline int check_run_suite(Suite *s)
 	srunner_free(sr);
 	return failed ? 1 : 0;
 }
+
+/*
+ * Must every test run here? In the VM (MRCACHE_IN_VM) a test has root, the
+ * module, rxe and the NUMA nodes it asked for; MRCACHE_REQUIRE_VM=1 (CI)
+ * says nothing may be skipped.
+ */
+static inline int test_must_run(void)
+{
+	const char *required = getenv("MRCACHE_REQUIRE_VM");
+
+	return getenv("MRCACHE_IN_VM") || (required && !strcmp(required, "1"));
+}
+
+/*
+ * A test that cannot run here (@why says what it needs) fails where it
+ * must run; elsewhere it says loudly that its pass proves nothing, and the
+ * caller returns. Check has no skip status for one test.
+ */
+#define cannot_run_here(why) do { \
+	ck_assert_msg(!test_must_run(), \
+		      "%s: cannot run here, and in the VM or with MRCACHE_REQUIRE_VM=1 every test must run", \
+		      why); \
+	fprintf(stderr, "*** NOT RUN, this pass proves nothing: %s ***\n", why); \
+} while (0)
 
 #endif

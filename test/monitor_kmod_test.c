@@ -615,7 +615,7 @@ START_TEST(concurrent_remaps_never_serve_stale_pages)
 	struct mrc_stats s;
 
 	if (geteuid() != 0) {
-		fprintf(stderr, "needs root for /proc/self/pagemap frames: not run\n");
+		cannot_run_here("race test: needs root for /proc/self/pagemap frames");
 		return;
 	}
 	ck_assert_int_eq(mrc_cache_destroy(cache), 0);

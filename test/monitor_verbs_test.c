@@ -1217,7 +1217,7 @@ static int pressure_allowed(void)
 {
 	if (getenv("MRCACHE_IN_VM") || getenv("MRCACHE_PRESSURE_OK"))
 		return 1;
-	fprintf(stderr, "pressure: SKIPPED: puts the machine under memory pressure; runs in the VM or with MRCACHE_PRESSURE_OK=1\n");
+	cannot_run_here("pressure: puts the machine under memory pressure; runs in the VM or with MRCACHE_PRESSURE_OK=1");
 	return 0;
 }
 
@@ -1429,8 +1429,8 @@ static int has_two_nodes(void)
 	if (numa_available() >= 0 && numa_max_node() >= 1)
 		return 1;
 	printf("monitor_verbs_test: one NUMA node: migration tests SKIPPED%s\n",
-	       getenv("MRCACHE_IN_VM") ? " (the VM should have two: FAIL)" : "");
-	if (getenv("MRCACHE_IN_VM"))
+	       test_must_run() ? " (in the VM or with MRCACHE_REQUIRE_VM=1: FAIL)" : "");
+	if (test_must_run())
 		exit(1);
 	return 0;
 }

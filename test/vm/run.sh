@@ -21,7 +21,8 @@ usage: test/vm/run.sh [options] -- CMD [ARGS...]
   --env NAME[=V]  pass one more environment variable (repeatable)
   --timeout SEC   kill the VM and fail after SEC seconds (default 300)
 Exit: CMD's status; 1 on timeout, setup failure or kernel WARNING/BUG;
-77 when the VM cannot run here (1 with MRCACHE_REQUIRE_VM=1).
+77 when the VM cannot run here or CMD exits 77 (both 1 with
+MRCACHE_REQUIRE_VM=1).
 USAGE
 }
 
@@ -274,6 +275,12 @@ boot_and_run() {
 	[[ -n $status ]] ||
 		vm_die "the VM stopped without reporting a status (guest crash? qemu exit $qemu_status)"
 	if [[ -n $problems ]] && ((status == 0 || status == 77)); then
+		status=1
+	fi
+	# Everything a test needs is there in the guest: a skip there is a
+	# test that did not run, which CI must not count as green.
+	if ((status == 77)) && [[ ${MRCACHE_REQUIRE_VM:-0} == 1 ]]; then
+		vm_log "FAIL: the command skipped (exit 77) in the guest; MRCACHE_REQUIRE_VM=1: nothing may skip"
 		status=1
 	fi
 	if ((status == 125)); then
