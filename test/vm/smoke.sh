@@ -4,7 +4,8 @@
 # It boots the guest a few times through run.sh and checks real behaviour:
 # the guest kernel, Soft-RoCE traffic over rxe0, NUMA nodes, zram swap,
 # --outdir, environment and cwd pass-through, exit status propagation,
-# --insmod, kernel-WARNING detection and --timeout.
+# --insmod, kernel-WARNING detection, --timeout and the handling of skips.
+# make check runs it (in the plain build).
 # Exit 0 pass, 1 fail, 77 skip (the VM cannot run here).
 set -euo pipefail
 
@@ -108,6 +109,11 @@ expect_status() {
 	}
 }
 
+# In the guest everything a test asked for is there: CI fails a skip.
+guest_skip_fails_when_required() {
+	MRCACHE_REQUIRE_VM=1 expect_status 1 --no-rxe --cpus 1 --mem 512 -- sh -c 'exit 77'
+}
+
 no_kernel_skips() {
 	MRCACHE_VM_KVER=0.0.0-none-amd64 MRCACHE_REQUIRE_VM=0 expect_status 77 -- true
 }
@@ -153,6 +159,8 @@ on_host() {
 	check "guest writes elsewhere stay in the guest" test ! -e private.txt
 	check "a failing command's status comes back" \
 		timed expect_status 3 --no-rxe --cpus 1 --mem 512 -- sh -c 'exit 3'
+	check "a skip (77) in the guest with MRCACHE_REQUIRE_VM=1: fail (1)" \
+		timed guest_skip_fails_when_required
 	check "--insmod loads, a kernel WARNING fails the run" \
 		timed expect_status 1 --no-rxe --insmod "$dummy" -- sh -c \
 		'grep -q "^dummy " /proc/modules || exit 3; echo "WARNING: injected by smoke.sh" >/dev/kmsg'
