@@ -1670,6 +1670,8 @@ static Suite *monitor_verbs_suite(void)
 	tcase_add_test(changes, pressure_in_full_ring_keeps_busy_regions);
 	tcase_add_checked_fixture(pressure, setup, teardown);
 	tcase_set_timeout(pressure, 180);
+	/* Sanitized builds leave these out (test/monitor_verbs.sh). */
+	tcase_set_tags(pressure, "pressure");
 	tcase_add_test(pressure, pressure_kmod_releases_idle_pins);
 	tcase_add_test(pressure, pressure_manual_keeps_pins);
 	suite_add_tcase(s, pressure);
