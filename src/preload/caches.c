@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * One cache per (protection domain, access flags), made at the first
+ * registration that needs it. Its provider calls the real libibverbs
+ * functions, never the wrappers, so a miss does not come back into the
+ * preload. Caches with remote access never merge: a merged registration
+ * would let a peer reach memory the application did not register.
+ *
+ * MRCACHE_STATS=1 prints one line at exit with the sums over every cache
+ * (and MRCACHE_PRELOAD_STATS_FILE=PATH appends the same line to PATH).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "mrcache.h"
+#include "preload.h"
+
+struct preload_cache {
+	struct ibv_pd *pd;
+	unsigned int access;
+	struct mrc_cache *cache;
+	struct preload_cache *next;
+};
+
+static struct preload_cache *caches;
+static pthread_mutex_t caches_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Counters of caches already destroyed, and of calls passed through. */
+static struct mrc_stats gone;
+static uint64_t passthrough;
+
+#define REMOTE_ACCESS (IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ | \
+		       IBV_ACCESS_REMOTE_ATOMIC)
+
+static int real_reg(void *ctx, void *addr, size_t len, uint32_t access,
+		    void **handle)
+{
+	struct ibv_mr *mr;
+
+	errno = 0;
+	mr = preload_real.reg_mr_iova2(ctx, addr, len, (uintptr_t)addr,
+				       access);
+	if (!mr)
+		return errno ? -errno : -EIO;
+	*handle = mr;
+	return 0;
+}
+
+static int real_dereg(void *ctx, void *handle)
+{
+	int ret = preload_real.dereg_mr(handle);
+
+	(void)ctx;
+	return ret > 0 ? -ret : ret;
+}
+
+static struct mrc_cache *cache_create(struct ibv_pd *pd, unsigned int access)
+{
+	struct mrc_provider provider = {
+		.name = "verbs",
+		.reg = real_reg,
+		.dereg = real_dereg,
+		.ctx = pd,
+	};
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_DEFAULT_ACCESS | MRC_ATTR_PRINT_STATS,
+		.default_access = access,
+		.print_stats = 0,	/* one line for all caches, at exit */
+	};
+	struct mrc_cache *cache;
+
+	if (access & REMOTE_ACCESS) {
+		attr.comp_mask |= MRC_ATTR_MERGE;
+		attr.merge = MRC_MERGE_NONE;
+	}
+	if (mrc_cache_create(&provider, &attr, &cache)) {
+		fprintf(stderr, "mrcache-preload: no cache for PD %p, registrations pass through: %s\n",
+			(void *)pd, mrc_last_error());
+		return NULL;
+	}
+	return cache;
+}
+
+static struct preload_cache *find_locked(struct ibv_pd *pd,
+					 unsigned int access)
+{
+	struct preload_cache *c;
+
+	for (c = caches; c; c = c->next)
+		if (c->pd == pd && c->access == access)
+			return c;
+	return NULL;
+}
+
+/* Return: the cache for @pd and @access, made now if needed; or NULL. */
+struct mrc_cache *preload_cache_get(struct ibv_pd *pd, unsigned int access)
+{
+	struct preload_cache *c;
+	struct mrc_cache *cache = NULL;
+
+	pthread_mutex_lock(&caches_lock);
+	c = find_locked(pd, access);
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (c)
+			c->cache = cache_create(pd, access);
+		if (c && c->cache) {
+			c->pd = pd;
+			c->access = access;
+			c->next = caches;
+			caches = c;
+		} else {
+			free(c);
+			c = NULL;
+		}
+	}
+	if (c)
+		cache = c->cache;
+	pthread_mutex_unlock(&caches_lock);
+	return cache;
+}
+
+static void add_stats(struct mrc_stats *sum, const struct mrc_stats *s)
+{
+	sum->hits += s->hits;
+	sum->misses += s->misses;
+	sum->invalidations += s->invalidations;
+	sum->evictions += s->evictions;
+	sum->reg_calls += s->reg_calls;
+	sum->dereg_calls += s->dereg_calls;
+	if (!sum->monitor[0])
+		memcpy(sum->monitor, s->monitor, sizeof(sum->monitor));
+}
+
+/*
+ * Deregister everything cached on @pd so the real ibv_dealloc_pd() can
+ * succeed. Return: 0, or -EBUSY when the application still holds MRs of
+ * the PD (that cache stays; the real call then fails as it would have).
+ */
+int preload_caches_flush_pd(struct ibv_pd *pd)
+{
+	struct preload_cache **pp, *c;
+	struct mrc_stats s;
+	int ret = 0;
+
+	pthread_mutex_lock(&caches_lock);
+	for (pp = &caches; (c = *pp);) {
+		if (c->pd != pd || mrc_cache_stats(c->cache, &s)) {
+			pp = &c->next;
+			continue;
+		}
+		if (mrc_cache_destroy(c->cache)) {
+			ret = -EBUSY;
+			pp = &c->next;
+			continue;
+		}
+		add_stats(&gone, &s);
+		*pp = c->next;
+		free(c);
+	}
+	pthread_mutex_unlock(&caches_lock);
+	return ret;
+}
+
+void preload_count_passthrough(void)
+{
+	__atomic_fetch_add(&passthrough, 1, __ATOMIC_RELAXED);
+}
+
+static int stats_wanted(void)
+{
+	const char *v = getenv("MRCACHE_STATS");
+
+	return v && (!strcmp(v, "1") || !strcasecmp(v, "yes") ||
+		     !strcasecmp(v, "on") || !strcasecmp(v, "true"));
+}
+
+static void print_line(FILE *f, const struct mrc_stats *sum)
+{
+	fprintf(f, "mrcache-preload: pid %d monitor %s: hits %" PRIu64
+		" misses %" PRIu64 " invalidations %" PRIu64
+		" evictions %" PRIu64 " reg %" PRIu64 " dereg %" PRIu64
+		" passthrough %" PRIu64 "\n",
+		(int)getpid(), sum->monitor[0] ? sum->monitor : "none",
+		sum->hits, sum->misses, sum->invalidations, sum->evictions,
+		sum->reg_calls, sum->dereg_calls,
+		__atomic_load_n(&passthrough, __ATOMIC_RELAXED));
+}
+
+/* The caches are left alone at exit: the kernel releases their pins. */
+__attribute__((destructor)) static void preload_print_stats(void)
+{
+	const char *path = getenv("MRCACHE_PRELOAD_STATS_FILE");
+	struct mrc_stats sum = gone, s;
+	struct preload_cache *c;
+	FILE *f;
+
+	if (!stats_wanted() || preload_forked)
+		return;
+	pthread_mutex_lock(&caches_lock);
+	for (c = caches; c; c = c->next)
+		if (!mrc_cache_stats(c->cache, &s))
+			add_stats(&sum, &s);
+	pthread_mutex_unlock(&caches_lock);
+	print_line(stderr, &sum);
+	f = path ? fopen(path, "a") : NULL;
+	if (f) {
+		print_line(f, &sum);
+		fclose(f);
+	}
+}
