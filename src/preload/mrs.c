@@ -34,6 +34,18 @@ void preload_mr_insert(struct preload_mr *p)
 	pthread_mutex_unlock(&mr_lock);
 }
 
+/* Return: whether @mr is one the preload handed out (and not yet put). */
+int preload_mr_is_ours(const struct ibv_mr *mr)
+{
+	struct preload_mr *p;
+
+	pthread_mutex_lock(&mr_lock);
+	for (p = buckets[bucket_of(mr)]; p && &p->mr != mr; p = p->next)
+		;
+	pthread_mutex_unlock(&mr_lock);
+	return p != NULL;
+}
+
 /* Return: the preload's MR behind @mr, unlinked; NULL if not ours. */
 struct preload_mr *preload_mr_remove(const struct ibv_mr *mr)
 {

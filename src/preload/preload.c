@@ -11,7 +11,9 @@
  * wrapped, and every application call is seen exactly once, whichever
  * symbol and version the application linked. ibv_dereg_mr@IBVERBS_1.1 is
  * wrapped the same way (the 1.0 one calls it), and ibv_dealloc_pd to
- * release that PD's idle registrations first. The wrappers carry the
+ * release that PD's idle registrations first, and ibv_rereg_mr@IBVERBS_1.1
+ * so it refuses the preload's own MRs (they are copies libibverbs cannot
+ * re-register; emulating it is left to do). The wrappers carry the
  * versions of the symbols they replace (preload.map), so a versioned
  * reference binds to them. The real functions come from dlvsym().
  *
@@ -74,8 +76,9 @@ static void resolve(void)
 	preload_real.reg_mr_iova2 = real_symbol("ibv_reg_mr_iova2", "IBVERBS_1.8");
 	preload_real.dereg_mr = real_symbol("ibv_dereg_mr", "IBVERBS_1.1");
 	preload_real.dealloc_pd = real_symbol("ibv_dealloc_pd", "IBVERBS_1.1");
+	preload_real.rereg_mr = real_symbol("ibv_rereg_mr", "IBVERBS_1.1");
 	if (!preload_real.reg_mr_iova2 || !preload_real.dereg_mr ||
-	    !preload_real.dealloc_pd)
+	    !preload_real.dealloc_pd || !preload_real.rereg_mr)
 		resolve_ret = -ENOSYS;
 	env_bool("MRCACHE_PRELOAD_REMOTE", &allow_remote);
 	pthread_atfork(NULL, NULL, after_fork_child);
@@ -178,4 +181,21 @@ int ibv_dealloc_pd(struct ibv_pd *pd)
 	if (pd && !preload_forked)
 		preload_caches_flush_pd(pd);
 	return preload_real.dealloc_pd(pd);
+}
+
+/*
+ * The preload's MRs are copies, not libibverbs objects: refuse them with
+ * the "bad input, MR unchanged" answer rather than let the real function
+ * read past the copy. Everything else passes through.
+ */
+int ibv_rereg_mr(struct ibv_mr *mr, int flags, struct ibv_pd *pd, void *addr,
+		 size_t length, int access)
+{
+	if (!ready())
+		return IBV_REREG_MR_ERR_INPUT;
+	if (mr && preload_mr_is_ours(mr)) {
+		errno = EOPNOTSUPP;
+		return IBV_REREG_MR_ERR_INPUT;
+	}
+	return preload_real.rereg_mr(mr, flags, pd, addr, length, access);
 }

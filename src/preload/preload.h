@@ -24,6 +24,8 @@ struct preload_real {
 				       unsigned int access);
 	int (*dereg_mr)(struct ibv_mr *mr);
 	int (*dealloc_pd)(struct ibv_pd *pd);
+	int (*rereg_mr)(struct ibv_mr *mr, int flags, struct ibv_pd *pd,
+			void *addr, size_t length, int access);
 };
 
 extern struct preload_real preload_real;
@@ -43,5 +45,6 @@ struct preload_mr {
 
 void preload_mr_insert(struct preload_mr *p);
 struct preload_mr *preload_mr_remove(const struct ibv_mr *mr);
+int preload_mr_is_ours(const struct ibv_mr *mr);
 
 #endif /* MRCACHE_PRELOAD_H */
