@@ -105,11 +105,16 @@ static int mrc_file_setup(struct mrc_file *f, const struct mrc_geometry *geo,
 	if (ret)
 		goto free_ring;
 	f->features = features;
+	ret = mrc_pressure_add(f);
+	if (ret)
+		goto free_table;
 	/* Pairs with the load-acquire in mrc_file_ready(). */
 	smp_store_release(&f->ready, true);
-	mrc_pressure_add(f);
 	return 0;
 
+free_table:
+	mrc_watch_table_free(f);
+	f->features = 0;
 free_ring:
 	mrc_ring_free(&f->ring);
 uncharge:

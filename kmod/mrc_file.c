@@ -82,7 +82,7 @@ static int mrc_release(struct inode *inode, struct file *file)
 {
 	struct mrc_file *f = file->private_data;
 
-	/* After this the shrinker leaves the file alone. */
+	/* After this no shrinker walk can reach the file. */
 	mrc_pressure_del(f);
 
 	mrc_watch_remove_all(f);
@@ -93,8 +93,7 @@ static int mrc_release(struct inode *inode, struct file *file)
 	mrc_user_put(f->user);
 	mmdrop(f->mm);
 	mutex_destroy(&f->mutex);
-	/* A shrinker scan may still hold a pointer from the list walk. */
-	kfree_rcu(f, rcu);
+	kfree(f);
 	atomic_long_dec(&mrc_stats.files);
 	return 0;
 }

@@ -6,8 +6,10 @@
  *   mrc_file.mutex     setup, the watch table and the range tree; may
  *                      sleep and allocate.  Never taken by notifier
  *                      callbacks or by reclaim.
- *   mrc_pressure_lock  writers of the shrinker's file list (spinlock);
- *                      the shrinker itself walks the list under RCU.
+ *   mrc_lru lock       the per-memcg, per-node lock of the shrinker's
+ *                      list_lru (spinlock, inside list_lru_add/del and
+ *                      list_lru_walk_one); the walks take f->lock
+ *                      under it.
  *   mrc_file.lock      ring, generation array, watch state and the
  *                      watch lists of the ranges (spinlock).  Taken by
  *                      the invalidate callback and the shrinker, so
@@ -25,7 +27,6 @@
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/rbtree.h>
-#include <linux/rcupdate.h>
 #include <linux/refcount.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
@@ -97,6 +98,7 @@ struct mrc_ring {
 };
 
 struct mrc_file;
+struct mrc_pressure_item;
 
 /* What one user (effective uid of the opener) holds; see mrc_user.c. */
 struct mrc_user {
@@ -148,7 +150,6 @@ struct mrc_file {
 	struct mutex mutex;
 	wait_queue_head_t wq;
 	bool ready;			/* set once, release/acquire */
-	bool gone;			/* released; under lock */
 	u64 features;
 	struct mrc_ring ring;
 	struct mrc_interval **slots;	/* [ring.slots], under mutex */
@@ -159,8 +160,8 @@ struct mrc_file {
 	unsigned long watched_pages;	/* of ranges; written under mutex */
 	bool pressure_pending;		/* under lock */
 	u32 pressure_pos;		/* ring index of that event */
-	struct list_head node;		/* on mrc_pressure_files */
-	struct rcu_head rcu;
+	/* On the shrinker's list_lru while set; see mrc_shrinker.c. */
+	struct mrc_pressure_item *pressure_item;
 };
 
 /*
@@ -249,7 +250,7 @@ extern const struct mmu_interval_notifier_ops mrc_interval_ops;
 int mrc_shrinker_register(void);
 void mrc_shrinker_unregister(void);
 void mrc_pressure_account(struct mrc_file *f, long pages);
-void mrc_pressure_add(struct mrc_file *f);
+int mrc_pressure_add(struct mrc_file *f);
 void mrc_pressure_del(struct mrc_file *f);
 
 /* mrc_user.c */

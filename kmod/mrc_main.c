@@ -197,8 +197,6 @@ static void __exit mrc_exit(void)
 	mrc_shrinker_unregister();
 	/* No callback of ours may still be queued for SRCU when text goes. */
 	mmu_notifier_synchronize();
-	/* Files wait for a grace period (kfree_rcu) before their memory goes. */
-	rcu_barrier();
 }
 
 module_init(mrc_init);

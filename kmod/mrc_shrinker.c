@@ -17,62 +17,91 @@
  * that invalidations may have been lost, so it would drop every
  * registration instead of the idle ones.
  *
- * Only set-up files that asked for MRC_FEAT_PRESSURE are on the list the
- * scan walks, and it walks it under RCU (files are freed a grace period
- * after release), so reclaim never waits for a lock that open, close or
- * another reclaimer holds, and never visits files it has nothing to say
- * to.  The list is bounded by max_user_files per user.
+ * Memory cgroups: the shrinker is SHRINKER_MEMCG_AWARE.  Each set-up
+ * file with MRC_FEAT_PRESSURE owns one small item on a memcg-aware
+ * list_lru.  The item is allocated with kmem_cache_alloc_lru() and
+ * __GFP_ACCOUNT by the process that sets the file up, so it is charged
+ * to that process's memcg, and list_lru_add() files it on that memcg's
+ * list and sets the memcg's shrinker bit (set_shrinker_bit() itself is
+ * not exported in 6.1; this is the route modules have).  Reclaim asks
+ * count_objects and scan_objects once per memcg of the hierarchy it
+ * reclaims from (sc->memcg), so a cgroup that hits its own memory.max
+ * reaches the files of its processes and of its descendants', and no
+ * others.  Global reclaim and drop_caches walk every memcg, the root
+ * included (whose list holds the files of processes in the root
+ * cgroup), so they still reach every file.  See doc/kmod-design.md,
+ * "Memory pressure".
  *
- * The shrinker is neither NUMA- nor memcg-aware: it runs in global
- * reclaim (kswapd, direct reclaim, drop_caches) but not in reclaim caused
- * by a memory cgroup's own limit.
+ * The walks run under the list's spinlock, never sleep, and take
+ * f->lock inside it.  Release takes the item off the list (waiting for
+ * that spinlock) before the ring goes, so a walk never sees a file whose
+ * ring was freed.
+ *
+ * The shrinker is not NUMA-aware: pinned pages are not where the item
+ * is, so count and scan look at the memcg's items on every node.
  */
 #include "mrc_internal.h"
 
+#include <linux/list_lru.h>
 #include <linux/mm.h>
+#include <linux/nodemask.h>
 #include <linux/shrinker.h>
+#include <linux/slab.h>
 
-/* Set-up files with MRC_FEAT_PRESSURE; readers use RCU. */
-static LIST_HEAD(mrc_pressure_files);
-static DEFINE_SPINLOCK(mrc_pressure_lock);
+/* A pressure file's place on mrc_lru, charged to the file's memcg. */
+struct mrc_pressure_item {
+	struct list_head lru;
+	struct mrc_file *file;
+};
 
-static bool mrc_wants_pressure(struct mrc_file *f)
-{
-	return mrc_file_ready(f) && (f->features & MRC_FEAT_PRESSURE);
-}
+static struct kmem_cache *mrc_item_cache;
+static struct list_lru mrc_lru;
+/* Set once mrc_lru is initialised (after the shrinker got its id). */
+static bool mrc_lru_ready;
 
 /**
- * mrc_pressure_add() - put a file just set up on the shrinker's list
- * @f: ready file, under f->mutex; files without MRC_FEAT_PRESSURE are
- *     left off
+ * mrc_pressure_add() - put a file being set up on the shrinker's list
+ * @f: file being set up by its opener, under f->mutex, features set;
+ *     files without MRC_FEAT_PRESSURE are left off
+ *
+ * Charges the list item to the memcg of the calling process: that is
+ * the memcg whose reclaim will ask this file for memory.
+ *
+ * Return: 0 or -ENOMEM.
  */
-void mrc_pressure_add(struct mrc_file *f)
+int mrc_pressure_add(struct mrc_file *f)
 {
-	if (!mrc_wants_pressure(f))
-		return;
-	spin_lock(&mrc_pressure_lock);
-	list_add_tail_rcu(&f->node, &mrc_pressure_files);
-	spin_unlock(&mrc_pressure_lock);
+	struct mrc_pressure_item *it;
+
+	if (!(f->features & MRC_FEAT_PRESSURE))
+		return 0;
+	it = kmem_cache_alloc_lru(mrc_item_cache, &mrc_lru,
+				  GFP_KERNEL_ACCOUNT);
+	if (!it)
+		return -ENOMEM;
+	INIT_LIST_HEAD(&it->lru);
+	it->file = f;
+	f->pressure_item = it;
+	list_lru_add(&mrc_lru, &it->lru);
+	return 0;
 }
 
 /**
  * mrc_pressure_del() - take a file being released off the list
- * @f: file; its memory must stay valid for a grace period afterwards
+ * @f: file
  *
- * A scan that found the file before it left the list may still reach
- * it; it checks f->gone under f->lock, which is set here, so it never
- * touches the ring that release frees next.
+ * list_lru_del() takes the list's lock, which every walk holds while it
+ * looks at an item, so no scan can reach @f once this returns.
  */
 void mrc_pressure_del(struct mrc_file *f)
 {
-	if (!mrc_wants_pressure(f))
+	struct mrc_pressure_item *it = f->pressure_item;
+
+	if (!it)
 		return;
-	spin_lock(&mrc_pressure_lock);
-	list_del_rcu(&f->node);
-	spin_unlock(&mrc_pressure_lock);
-	spin_lock(&f->lock);
-	f->gone = true;
-	spin_unlock(&f->lock);
+	list_lru_del(&mrc_lru, &it->lru);
+	f->pressure_item = NULL;
+	kmem_cache_free(mrc_item_cache, it);
 }
 
 /**
@@ -87,19 +116,56 @@ void mrc_pressure_account(struct mrc_file *f, long pages)
 }
 
 /*
- * The pages of distinct watched ranges of pressure files: what user space
- * could give back if every watch were a registration.  Each user's part
- * is bounded by max_user_pages, and no more than all of memory can be
- * pinned, so the sum is capped at totalram: a watch of unmapped address
- * space must not make reclaim believe we hold more than the machine has.
+ * Calls @cb on every item of @memcg's lists (all nodes) with @arg.
+ * Returns the number of items seen.
+ */
+static unsigned long mrc_lru_walk(struct mem_cgroup *memcg,
+				  list_lru_walk_cb cb, void *arg)
+{
+	unsigned long seen = 0;
+	int nid;
+
+	for_each_node_state(nid, N_NORMAL_MEMORY) {
+		unsigned long walk = ULONG_MAX;
+
+		list_lru_walk_one(&mrc_lru, nid, memcg, cb, arg, &walk);
+		seen += ULONG_MAX - walk;
+	}
+	return seen;
+}
+
+/* Under the list's lock: add the file's watched pages to *arg. */
+static enum lru_status mrc_count_one(struct list_head *item,
+				     struct list_lru_one *list,
+				     spinlock_t *lock, void *arg)
+{
+	struct mrc_pressure_item *it = list_entry(item, typeof(*it), lru);
+
+	*(unsigned long *)arg += READ_ONCE(it->file->watched_pages);
+	return LRU_SKIP;
+}
+
+/*
+ * The pages of distinct watched ranges of the pressure files of
+ * sc->memcg: what user space could give back if every watch were a
+ * registration.  Each user's part is bounded by max_user_pages, and no
+ * more than all of memory can be pinned, so the sum is capped at
+ * totalram: a watch of unmapped address space must not make reclaim
+ * believe we hold more than the machine has.  SHRINK_EMPTY (the memcg's
+ * shrinker bit may be cleared) only when the memcg has no pressure file
+ * at all: list_lru_add() sets the bit again only for a list that was
+ * empty.
  */
 static unsigned long mrc_shrink_count(struct shrinker *s,
 				      struct shrink_control *sc)
 {
-	long pages = atomic_long_read(&mrc_stats.pressure_pages);
+	unsigned long pages = 0;
 
-	if (pages <= 0)
+	/* Pairs with the store-release in mrc_shrinker_register(). */
+	if (!smp_load_acquire(&mrc_lru_ready))
 		return 0;
+	if (!mrc_lru_walk(sc->memcg, mrc_count_one, &pages))
+		return SHRINK_EMPTY;
 	return min_t(unsigned long, pages, totalram_pages());
 }
 
@@ -149,22 +215,32 @@ static void mrc_pressure_notify(struct mrc_file *f, unsigned long nr)
 	if (!pages)
 		return;
 	spin_lock(&f->lock);
-	wake = !f->gone && mrc_pressure_post(f, min(nr, pages));
+	wake = mrc_pressure_post(f, min(nr, pages));
 	spin_unlock(&f->lock);
 	if (wake)
 		mrc_file_wake(f);
 }
 
+/* Under the list's lock: ask the file for up to *arg pages. */
+static enum lru_status mrc_scan_one(struct list_head *item,
+				    struct list_lru_one *list,
+				    spinlock_t *lock, void *arg)
+{
+	struct mrc_pressure_item *it = list_entry(item, typeof(*it), lru);
+
+	mrc_pressure_notify(it->file, *(unsigned long *)arg);
+	return LRU_SKIP;
+}
+
 static unsigned long mrc_shrink_scan(struct shrinker *s,
 				     struct shrink_control *sc)
 {
-	struct mrc_file *f;
+	unsigned long nr = sc->nr_to_scan;
 
+	if (!smp_load_acquire(&mrc_lru_ready))
+		return SHRINK_STOP;
 	atomic_long_inc(&mrc_stats.shrinker_scans);
-	rcu_read_lock();
-	list_for_each_entry_rcu(f, &mrc_pressure_files, node)
-		mrc_pressure_notify(f, sc->nr_to_scan);
-	rcu_read_unlock();
+	mrc_lru_walk(sc->memcg, mrc_scan_one, &nr);
 	return SHRINK_STOP;
 }
 
@@ -172,22 +248,50 @@ static struct shrinker mrc_shrinker = {
 	.count_objects = mrc_shrink_count,
 	.scan_objects = mrc_shrink_scan,
 	.seeks = DEFAULT_SEEKS,
+	.flags = SHRINKER_MEMCG_AWARE,
 };
 
 /**
- * mrc_shrinker_register() - register the pressure shrinker
+ * mrc_shrinker_register() - register the pressure shrinker and its list
  *
- * Return: 0 or the error of register_shrinker().
+ * The memcg-aware list needs the shrinker's id, which register_shrinker()
+ * assigns (prealloc_shrinker() is not exported in 6.1), so the shrinker
+ * ignores calls until the list is ready.
+ *
+ * Return: 0, -ENOMEM or the error of register_shrinker().
  */
 int mrc_shrinker_register(void)
 {
-	return register_shrinker(&mrc_shrinker, "mrcache");
+	int ret;
+
+	mrc_item_cache = KMEM_CACHE(mrc_pressure_item, SLAB_ACCOUNT);
+	if (!mrc_item_cache)
+		return -ENOMEM;
+	ret = register_shrinker(&mrc_shrinker, "mrcache");
+	if (ret)
+		goto destroy_cache;
+	ret = list_lru_init_memcg(&mrc_lru, &mrc_shrinker);
+	if (ret)
+		goto unregister;
+	/* Pairs with the load-acquire in count and scan. */
+	smp_store_release(&mrc_lru_ready, true);
+	return 0;
+
+unregister:
+	unregister_shrinker(&mrc_shrinker);
+destroy_cache:
+	kmem_cache_destroy(mrc_item_cache);
+	return ret;
 }
 
 /**
  * mrc_shrinker_unregister() - unregister it (waits for running scans)
+ *
+ * Called with no file left, so the list is empty.
  */
 void mrc_shrinker_unregister(void)
 {
 	unregister_shrinker(&mrc_shrinker);
+	list_lru_destroy(&mrc_lru);
+	kmem_cache_destroy(mrc_item_cache);
 }
