@@ -4,8 +4,8 @@
  *
  * What calls a shrinker's scan_objects in 6.1: shrink_slab(), from
  *  - kswapd and direct reclaim (shrink_node -> shrink_node_memcgs ->
- *    shrink_slab for the root memcg, which walks every non-memcg-aware
- *    shrinker such as ours), and
+ *    shrink_slab for every memcg; this test's files are on the root
+ *    memcg's list, see t_memcg for a cgroup's own limit), and
  *  - drop_caches with bit 2 set (drop_slab -> shrink_slab, priority 0).
  * Both are exercised: first "echo 2 > /proc/sys/vm/drop_caches" (twice,
  * to check that an unconsumed PRESSURE event is not duplicated), then
