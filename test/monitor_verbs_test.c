@@ -39,7 +39,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1153,10 +1155,16 @@ static void set_oom_score_adj(const char *value)
  * Locked, its pages cannot be swapped out to make room for themselves: all
  * the room must come from other memory.
  */
+static int cg_write(const char *dir, const char *file, const char *val);
+
 static int hog_main(const char *mib_text)
 {
 	size_t target = (size_t)atol(mib_text) << 20;
+	const char *cg = getenv("MRCACHE_HOG_CGROUP");
 
+	/* The memcg cases put the hog in a cgroup of its own. */
+	if (cg && cg_write(cg, "cgroup.procs", "0"))
+		return HOG_EXIT_NOMEM;
 	set_oom_score_adj("1000");
 	for (size_t done = 0; done < target; done += HOG_CHUNK) {
 		unsigned char *p = mmap(NULL, HOG_CHUNK, PROT_READ | PROT_WRITE,
@@ -1281,6 +1289,122 @@ END_TEST
 START_TEST(pressure_manual_keeps_pins)
 {
 	pressure_case(MRC_MONITOR_MANUAL, 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * 3. Memory pressure inside memory cgroups (issue 11). The cache pins 64 MiB
+ * in idle registrations from inside cgroup A; a hog mlocks 96 MiB.
+ *  - Hog in A too, memory.max of A 128 MiB (below the 160 MiB both need):
+ *    with the kernel monitor and its progress thread the reclaim at A's
+ *    limit reaches the cache's file, the cache unpins idle regions (swapped
+ *    to zram) and the hog succeeds; with the manual monitor it is OOM-killed.
+ *  - Hog in a sibling B with memory.max 64 MiB: the hog is OOM-killed in B
+ *    and the cache in A is never asked to release anything.
+ * The global machine has memory to spare, so only a cgroup's limit acts.
+ */
+#define CG_ROOT "/sys/fs/cgroup"
+#define CG_CACHE CG_ROOT "/mrcv_cache"
+#define CG_SIBLING CG_ROOT "/mrcv_sibling"
+#define CG_PIN_MIB 64
+#define CG_HOG_MIB 96
+
+static int cg_write(const char *dir, const char *file, const char *val)
+{
+	char path[256];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/* Mount cgroup2 if needed and make @dir with @max; 0, or -1 to skip. */
+static int cg_make(const char *dir, const char *max)
+{
+	if (access(CG_ROOT "/cgroup.controllers", R_OK) &&
+	    mount("none", CG_ROOT, "cgroup2", 0, NULL))
+		return -1;
+	if (cg_write(CG_ROOT, "cgroup.subtree_control", "+memory"))
+		return -1;
+	rmdir(dir);
+	ck_assert_msg(!mkdir(dir, 0755), "mkdir %s: %s", dir, strerror(errno));
+	ck_assert_msg(!cg_write(dir, "memory.max", max), "%s memory.max", dir);
+	return 0;
+}
+
+static void pressure_memcg_case(uint32_t monitor, const char *hog_cg,
+				int expect_hog_ok)
+{
+	long scans, events;
+	struct pinned pin;
+	struct mrc_stats s;
+	double secs = 0;
+	int status;
+
+	if (!pressure_allowed())
+		return;
+	ck_assert_msg(meminfo_kib("SwapTotal") > 0, "pressure: needs swap (the VM: --zram)");
+	if (cg_make(CG_CACHE, hog_cg ? "max" : "128M") ||
+	    (hog_cg && cg_make(hog_cg, "64M"))) {
+		fprintf(stderr, "pressure memcg: SKIPPED: no cgroup v2 memory controller\n");
+		return;
+	}
+	set_oom_score_adj("-1000");
+	/* The cache's file belongs to the cgroup it is set up in. */
+	ck_assert(!cg_write(CG_CACHE, "cgroup.procs", "0"));
+	make_cache_merge(monitor, monitor == MRC_MONITOR_KMOD, MRC_MERGE_NONE);
+	pin = pin_idle((size_t)CG_PIN_MIB << 20);
+	scans = module_stat("shrinker_scans");
+	events = module_stat("pressure_events");
+	if (hog_cg)
+		setenv("MRCACHE_HOG_CGROUP", hog_cg, 1);
+	status = run_hog(CG_HOG_MIB, 120, &secs);
+	unsetenv("MRCACHE_HOG_CGROUP");
+	s = stats();
+	fprintf(stderr, "pressure memcg: %s, hog in %s: %zu MiB pinned idle, hog of %d MiB: %s after %.1f s; %ld shrinker scans, %ld PRESSURE requests, %llu evictions, %llu MiB still pinned\n",
+		monitor == MRC_MONITOR_KMOD ? "kmod + progress thread" : "manual",
+		hog_cg ? "the sibling cgroup" : "the cache's cgroup",
+		pin.len >> 20, CG_HOG_MIB,
+		status < 0 ? "still running (killed)" :
+		WIFEXITED(status) ? (WEXITSTATUS(status) ? "failed" : "succeeded") :
+		WTERMSIG(status) == SIGKILL ? "killed (OOM)" : "killed by a signal",
+		secs, module_stat("shrinker_scans") - scans,
+		module_stat("pressure_events") - events,
+		(unsigned long long)s.evictions,
+		(unsigned long long)(s.bytes_pinned >> 20));
+	ck_assert_msg(status >= 0, "the hog neither finished nor died in 120 s");
+	if (expect_hog_ok) {
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == HOG_EXIT_OK,
+			      "the hog failed (status %#x) although the cache could unpin", status);
+		ck_assert_uint_gt(s.evictions, 0);
+	} else {
+		ck_assert_msg(!(WIFEXITED(status) && WEXITSTATUS(status) == HOG_EXIT_OK),
+			      "the hog succeeded although %zu MiB stayed pinned", pin.len >> 20);
+		ck_assert_uint_eq(s.evictions, 0);
+	}
+	munmap(pin.mem, pin.len);
+}
+
+START_TEST(pressure_memcg_kmod_releases_idle_pins)
+{
+	pressure_memcg_case(MRC_MONITOR_KMOD, NULL, 1);
+}
+END_TEST
+
+START_TEST(pressure_memcg_manual_keeps_pins)
+{
+	pressure_memcg_case(MRC_MONITOR_MANUAL, NULL, 0);
+}
+END_TEST
+
+START_TEST(pressure_memcg_sibling_not_asked)
+{
+	pressure_memcg_case(MRC_MONITOR_KMOD, CG_SIBLING, 0);
 }
 END_TEST
 
@@ -1682,6 +1806,9 @@ static Suite *monitor_verbs_suite(void)
 	tcase_set_tags(pressure, "pressure");
 	tcase_add_test(pressure, pressure_kmod_releases_idle_pins);
 	tcase_add_test(pressure, pressure_manual_keeps_pins);
+	tcase_add_test(pressure, pressure_memcg_kmod_releases_idle_pins);
+	tcase_add_test(pressure, pressure_memcg_manual_keeps_pins);
+	tcase_add_test(pressure, pressure_memcg_sibling_not_asked);
 	suite_add_tcase(s, pressure);
 	tcase_add_checked_fixture(process, setup, teardown);
 	tcase_set_timeout(process, 60);
