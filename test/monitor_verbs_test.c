@@ -1237,6 +1237,40 @@ static int pressure_allowed(void)
 	return 0;
 }
 
+/* What became of the hog, for the log line. */
+static const char *hog_outcome(int status)
+{
+	if (status < 0)
+		return "still running (killed)";
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status) ? "failed" : "succeeded";
+	return WTERMSIG(status) == SIGKILL ? "killed (OOM)" : "killed by a signal";
+}
+
+/*
+ * With a cache that can unpin, the hog succeeds and something was evicted;
+ * with one that cannot, it does not and nothing was. Unmaps the pinned
+ * memory.
+ */
+static void assert_hog_outcome(int status, const struct mrc_stats *s,
+			       const struct pinned *pin, int expect_hog_ok)
+{
+	int ok = status >= 0 && WIFEXITED(status) &&
+		 WEXITSTATUS(status) == HOG_EXIT_OK;
+
+	ck_assert_msg(status >= 0, "the hog neither finished nor died in 120 s");
+	if (expect_hog_ok) {
+		ck_assert_msg(ok, "the hog failed (status %#x) although the cache could unpin",
+			      status);
+		ck_assert_uint_gt(s->evictions, 0);
+	} else {
+		ck_assert_msg(!ok, "the hog succeeded although %zu MiB stayed pinned",
+			      pin->len >> 20);
+		ck_assert_uint_eq(s->evictions, 0);
+	}
+	munmap(pin->mem, pin->len);
+}
+
 static void pressure_case(uint32_t monitor, int expect_hog_ok)
 {
 	long avail, scans, events, hog_mib;
@@ -1260,24 +1294,12 @@ static void pressure_case(uint32_t monitor, int expect_hog_ok)
 	fprintf(stderr, "pressure: %s: MemAvailable %ld MiB, %zu MiB pinned idle in %zu regions, hog of %ld MiB: %s after %.1f s; %ld shrinker scans, %ld PRESSURE events, %llu evictions, %llu MiB still pinned\n",
 		monitor == MRC_MONITOR_KMOD ? "kmod + progress thread" : "manual",
 		avail >> 10, pin.len >> 20, pin.len / PIN_REGION, hog_mib,
-		status < 0 ? "still running (killed)" :
-		WIFEXITED(status) ? (WEXITSTATUS(status) ? "failed" : "succeeded") :
-		WTERMSIG(status) == SIGKILL ? "killed (OOM)" : "killed by a signal",
+		hog_outcome(status),
 		secs, module_stat("shrinker_scans") - scans,
 		module_stat("pressure_events") - events,
 		(unsigned long long)s.evictions,
 		(unsigned long long)(s.bytes_pinned >> 20));
-	ck_assert_msg(status >= 0, "the hog neither finished nor died in 120 s");
-	if (expect_hog_ok) {
-		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == HOG_EXIT_OK,
-			      "the hog failed (status %#x) although the cache could unpin", status);
-		ck_assert_uint_gt(s.evictions, 0);
-	} else {
-		ck_assert_msg(!(WIFEXITED(status) && WEXITSTATUS(status) == HOG_EXIT_OK),
-			      "the hog succeeded although %zu MiB stayed pinned", pin.len >> 20);
-		ck_assert_uint_eq(s.evictions, 0);
-	}
-	munmap(pin.mem, pin.len);
+	assert_hog_outcome(status, &s, &pin, expect_hog_ok);
 }
 
 START_TEST(pressure_kmod_releases_idle_pins)
@@ -1370,24 +1392,12 @@ static void pressure_memcg_case(uint32_t monitor, const char *hog_cg,
 		monitor == MRC_MONITOR_KMOD ? "kmod + progress thread" : "manual",
 		hog_cg ? "the sibling cgroup" : "the cache's cgroup",
 		pin.len >> 20, CG_HOG_MIB,
-		status < 0 ? "still running (killed)" :
-		WIFEXITED(status) ? (WEXITSTATUS(status) ? "failed" : "succeeded") :
-		WTERMSIG(status) == SIGKILL ? "killed (OOM)" : "killed by a signal",
+		hog_outcome(status),
 		secs, module_stat("shrinker_scans") - scans,
 		module_stat("pressure_events") - events,
 		(unsigned long long)s.evictions,
 		(unsigned long long)(s.bytes_pinned >> 20));
-	ck_assert_msg(status >= 0, "the hog neither finished nor died in 120 s");
-	if (expect_hog_ok) {
-		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == HOG_EXIT_OK,
-			      "the hog failed (status %#x) although the cache could unpin", status);
-		ck_assert_uint_gt(s.evictions, 0);
-	} else {
-		ck_assert_msg(!(WIFEXITED(status) && WEXITSTATUS(status) == HOG_EXIT_OK),
-			      "the hog succeeded although %zu MiB stayed pinned", pin.len >> 20);
-		ck_assert_uint_eq(s.evictions, 0);
-	}
-	munmap(pin.mem, pin.len);
+	assert_hog_outcome(status, &s, &pin, expect_hog_ok);
 }
 
 START_TEST(pressure_memcg_kmod_releases_idle_pins)
