@@ -34,5 +34,5 @@ if [[ -n ${MRCACHE_SANITIZED:-} ]]; then
 fi
 cd "$top_builddir" || exit 99
 exec "$top_srcdir/test/in-vm.sh" --kmod "$top_builddir/kmod-build/mrcache.ko" --rdma \
-	--numa --mem "$mem" --zram 256 --timeout "${MRCACHE_MONITOR_VERBS_TIMEOUT:-400}" \
+	--numa --mem "$mem" --zram 256 --timeout "${MRCACHE_MONITOR_VERBS_TIMEOUT:-1200}" \
 	-- "$bin"
