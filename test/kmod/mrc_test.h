@@ -306,15 +306,12 @@ static inline char *t_anon_guarded(size_t len)
 	return p;
 }
 
-/* A module counter from /sys/class/misc/mrcache/stats/NAME, or -1. */
-static inline long t_stat(const char *name)
+/* The number in sysfs file @path, or -1. */
+static inline long t_read_long(const char *path)
 {
-	char path[256];
 	long v = -1;
-	FILE *f;
+	FILE *f = fopen(path, "r");
 
-	snprintf(path, sizeof(path), "/sys/class/misc/mrcache/stats/%s", name);
-	f = fopen(path, "r");
 	if (!f)
 		return -1;
 	if (fscanf(f, "%ld", &v) != 1)
@@ -323,22 +320,48 @@ static inline long t_stat(const char *name)
 	return v;
 }
 
+/* A module counter from /sys/class/misc/mrcache/stats/NAME, or -1. */
+static inline long t_stat(const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "/sys/class/misc/mrcache/stats/%s", name);
+	return t_read_long(path);
+}
+
 /* A module parameter from /sys/module/mrcache/parameters/NAME, or -1. */
 static inline long t_param(const char *name)
 {
 	char path[256];
-	long v = -1;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/sys/module/mrcache/parameters/%s",
 		 name);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
+	return t_read_long(path);
+}
+
+/*
+ * In a forked child: the first candidate of the OOM killer, allocating
+ * and touching @chunk bytes at a time until it is killed (or, when mmap
+ * fails, waiting to be). The content is incompressible-ish, so zram has
+ * work to do.
+ */
+static inline void t_hog_forever(size_t chunk)
+{
+	FILE *f = fopen("/proc/self/oom_score_adj", "w");
+
+	if (f) {
+		fputs("1000", f);
+		fclose(f);
+	}
+	for (;;) {
+		char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			pause();
+		for (size_t i = 0; i < chunk; i += 4096)
+			*(uint64_t *)(p + i) = i * 0x9e3779b97f4a7c15ULL;
+	}
 }
 
 /*

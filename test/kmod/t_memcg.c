@@ -100,29 +100,15 @@ static long cg_oom_kills(const char *dir)
 /* A child in @dir that allocates until it is OOM-killed there. */
 static pid_t hog(const char *dir)
 {
-	size_t chunk = 4UL << 20;
 	pid_t pid = fork();
-	FILE *f;
 
 	CHECK(pid >= 0, "fork");
 	if (pid)
 		return pid;
 	if (cg_write(dir, "cgroup.procs", "0"))
 		_exit(2);
-	f = fopen("/proc/self/oom_score_adj", "w");
-	if (f) {
-		fputs("1000", f);
-		fclose(f);
-	}
-	for (;;) {
-		char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-		if (p == MAP_FAILED)
-			pause();
-		for (size_t i = 0; i < chunk; i += 4096)
-			*(uint64_t *)(p + i) = i * 0x9e3779b97f4a7c15ULL;
-	}
+	t_hog_forever(4UL << 20);
+	return 0;
 }
 
 static void expect_pressure(struct mrct *t, const char *what)

@@ -41,27 +41,11 @@ static void expect_pressure(struct mrct *t, const char *what)
 static pid_t hog(void)
 {
 	pid_t pid = fork();
-	size_t chunk = 16UL << 20;
-	FILE *f;
 
 	CHECK(pid >= 0, "fork");
-	if (pid)
-		return pid;
-	f = fopen("/proc/self/oom_score_adj", "w");
-	if (f) {
-		fputs("1000", f);
-		fclose(f);
-	}
-	for (;;) {
-		char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-		if (p == MAP_FAILED)
-			pause();
-		/* Incompressible-ish content, so zram has work to do. */
-		for (size_t i = 0; i < chunk; i += 4096)
-			*(uint64_t *)(p + i) = i * 0x9e3779b97f4a7c15ULL;
-	}
+	if (!pid)
+		t_hog_forever(16UL << 20);
+	return pid;
 }
 
 static void real_pressure(struct mrct *t)
