@@ -1273,6 +1273,22 @@ static const char *hog_outcome(int status)
 	return WTERMSIG(status) == SIGKILL ? "killed (OOM)" : "killed by a signal";
 }
 
+static const char *monitor_label(uint32_t monitor)
+{
+	return monitor == MRC_MONITOR_KMOD ? "kmod + progress thread" : "manual";
+}
+
+/* The rest of a pressure case's log line: what the hog and the cache did. */
+static void log_hog(int status, double secs, long scans, long events,
+		    const struct mrc_stats *s)
+{
+	fprintf(stderr, "%s after %.1f s; %ld shrinker scans, %ld PRESSURE requests, %llu evictions, %llu MiB still pinned\n",
+		hog_outcome(status), secs, module_stat("shrinker_scans") - scans,
+		module_stat("pressure_events") - events,
+		(unsigned long long)s->evictions,
+		(unsigned long long)(s->bytes_pinned >> 20));
+}
+
 /*
  * With a cache that can unpin, the hog succeeds and something was evicted;
  * with one that cannot, it does not and nothing was. Unmaps the pinned
@@ -1317,14 +1333,10 @@ static void pressure_case(uint32_t monitor, int expect_hog_ok)
 	events = module_stat("pressure_events");
 	status = run_hog(hog_mib, HOG_TIMEOUT_S, &secs);
 	s = stats();
-	fprintf(stderr, "pressure: %s: MemAvailable %ld MiB, %zu MiB pinned idle in %zu regions, hog of %ld MiB: %s after %.1f s; %ld shrinker scans, %ld PRESSURE events, %llu evictions, %llu MiB still pinned\n",
-		monitor == MRC_MONITOR_KMOD ? "kmod + progress thread" : "manual",
-		avail >> 10, pin.len >> 20, pin.len / PIN_REGION, hog_mib,
-		hog_outcome(status),
-		secs, module_stat("shrinker_scans") - scans,
-		module_stat("pressure_events") - events,
-		(unsigned long long)s.evictions,
-		(unsigned long long)(s.bytes_pinned >> 20));
+	fprintf(stderr, "pressure: %s: MemAvailable %ld MiB, %zu MiB pinned idle in %zu regions, hog of %ld MiB: ",
+		monitor_label(monitor), avail >> 10, pin.len >> 20,
+		pin.len / PIN_REGION, hog_mib);
+	log_hog(status, secs, scans, events, &s);
 	assert_hog_outcome(status, &s, &pin, expect_hog_ok);
 }
 
@@ -1414,15 +1426,11 @@ static void pressure_memcg_case(uint32_t monitor, const char *hog_cg,
 	status = run_hog(CG_HOG_MIB, HOG_TIMEOUT_S, &secs);
 	unsetenv("MRCACHE_HOG_CGROUP");
 	s = stats();
-	fprintf(stderr, "pressure memcg: %s, hog in %s: %zu MiB pinned idle, hog of %d MiB: %s after %.1f s; %ld shrinker scans, %ld PRESSURE requests, %llu evictions, %llu MiB still pinned\n",
-		monitor == MRC_MONITOR_KMOD ? "kmod + progress thread" : "manual",
+	fprintf(stderr, "pressure memcg: %s, hog in %s: %zu MiB pinned idle, hog of %d MiB: ",
+		monitor_label(monitor),
 		hog_cg ? "the sibling cgroup" : "the cache's cgroup",
-		pin.len >> 20, CG_HOG_MIB,
-		hog_outcome(status),
-		secs, module_stat("shrinker_scans") - scans,
-		module_stat("pressure_events") - events,
-		(unsigned long long)s.evictions,
-		(unsigned long long)(s.bytes_pinned >> 20));
+		pin.len >> 20, CG_HOG_MIB);
+	log_hog(status, secs, scans, events, &s);
 	assert_hog_outcome(status, &s, &pin, expect_hog_ok);
 }
 
