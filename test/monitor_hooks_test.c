@@ -593,6 +593,43 @@ START_TEST(record_overflow)
 }
 END_TEST
 
+/*
+ * shmdt drops what the segment covered and nothing else. The segment (4
+ * pages, split in three mappings by an mprotect, as the kernel's shmdt
+ * expects) lies in a reservation followed by a PROT_NONE gap and an
+ * anonymous neighbour. Its last piece must be dropped (the range reaches
+ * past the first mapping), the neighbour must stay cached (the range was
+ * everything from the address up before).
+ */
+START_TEST(shmdt_drops_exactly_the_segment)
+{
+	int id = shmget(IPC_PRIVATE, 4 * page, IPC_CREAT | 0600);
+	char *area = mmap(NULL, 9 * page, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *seg, *nb;
+	void *h_last, *h_nb;
+
+	ck_assert_int_ge(id, 0);
+	ck_assert_ptr_ne(area, MAP_FAILED);
+	seg = shmat(id, area, SHM_REMAP);
+	ck_assert_ptr_eq(seg, area);
+	shmctl(id, IPC_RMID, NULL);	/* IPC_STAT cannot tell the size now */
+	nb = map_at(area + 5 * page, 4, MAP_FIXED);	/* our reservation */
+	memset(seg, 1, 4 * page);
+	ck_assert_int_eq(mprotect(seg + page, page, PROT_READ), 0);
+	h_last = cached(seg + 3 * page, page);
+	h_nb = cached(nb, 4 * page);
+	ck_assert_int_eq(shmdt(seg), 0);
+	remap(seg + 3 * page, 1);
+	ck_assert_msg(!served_again(seg + 3 * page, page, h_last),
+		      "the segment's last piece was not dropped by shmdt");
+	ck_assert_msg(served_again(nb, 4 * page, h_nb),
+		      "shmdt dropped the neighbour beyond the segment");
+	ck_assert_uint_eq(cache_stats_ok(cache).invalidations, 1);
+	munmap(area, 9 * page);
+}
+END_TEST
+
 /* Without the module, AUTO takes the hooks. */
 START_TEST(auto_takes_hooks)
 {
@@ -629,6 +666,7 @@ static Suite *hooks_suite(void)
 	tcase_add_test(hard, signal_handler);
 	tcase_add_test(hard, no_cache_then_new_cache);
 	tcase_add_test(hard, record_overflow);
+	tcase_add_test(hard, shmdt_drops_exactly_the_segment);
 	tcase_add_test(hard, auto_takes_hooks);
 	suite_add_tcase(s, hooks);
 	suite_add_tcase(s, manual);

@@ -34,6 +34,7 @@
 #include "hooks/patch.h"
 #include "hooks/raw_syscall.h"
 #include "hooks/record.h"
+#include "hooks/shm_range.h"
 
 #ifndef MADV_DONTNEED_LOCKED
 #define MADV_DONTNEED_LOCKED 24
@@ -96,16 +97,6 @@ MRC_HOOK_PATH static void brk_range(uint64_t addr, uint64_t *len)
 	*len = addr && addr < cur ? cur - addr : 0;
 }
 
-/*
- * shmdt() does not say how long the segment is, and finding out would
- * mean reading /proc/self/maps; every range from @addr up is recorded.
- * shmdt is rare; an over-wide range costs re-registrations, never a miss.
- */
-MRC_HOOK_PATH static uint64_t shm_len(uint64_t addr)
-{
-	return UINT64_MAX - addr;
-}
-
 struct range {
 	uint64_t addr;
 	uint64_t len;
@@ -129,7 +120,7 @@ MRC_HOOK_PATH static int changed_ranges(long nr, const long a[5], struct range r
 		brk_range(r[0].addr, &r[0].len);
 		return r[0].len != 0;
 	case SYS_shmdt:
-		r[0].len = shm_len(r[0].addr);
+		r[0].len = mrc_shm_detach_len(r[0].addr);
 		return 1;
 	case SYS_mmap:		/* MAP_FIXED replaces what was there */
 		return (a[3] & MAP_FIXED) != 0;
