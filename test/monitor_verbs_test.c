@@ -6,8 +6,10 @@
  * lkeys (test/rdma_pair.c) show where the bytes really land and which bytes
  * really leave.
  *
- *  - munmap+mmap, brk, mremap and madvise behind the cache's back: with the
- *    kernel monitor the next get registers the new pages: a WRITE lands
+ *  - munmap+mmap, brk, mremap, madvise, free+malloc, malloc_trim, shmdt
+ *    (a cached neighbour must survive it) and a thread's exit (glibc drops
+ *    its stack's pages) behind the cache's back: with the
+ *    kernel and hooks monitors the next get registers the new pages: a WRITE lands
  *    in the memory the application sees, and a WRITE from it sends the
  *    bytes the application wrote; with the manual monitor the same
  *    sequence hands out the stale registration: the WRITE lands in the old
@@ -18,7 +20,9 @@
  *  - memory pressure: the module's shrinker makes the cache unpin idle
  *    registrations, so a memory hog can swap them out and succeed.
  *  - a ring overflow drops every region, including one whose event was lost.
- *  - fork and exit.
+ *  - fork and exit; a forked child writing its copy while the parent uses
+ *    its cached registration (in the table: nothing may change for the
+ *    parent, so every monitor, manual included, must pass it).
  *
  * Needs /dev/mrcache and an RDMA device (test/monitor_verbs.sh runs it in
  * the VM with the module, rxe and two NUMA nodes); exits 77 without them.
@@ -333,6 +337,11 @@ struct buffer {
 	int memfd;
 	unsigned char *brk_top;		/* brk scenario: the break to restore */
 	void *guard;			/* malloc_trim scenario: the next chunk */
+	unsigned char *neighbour;	/* shmdt scenario: cached, must stay */
+	int prepare_regs;		/* prepare's registrations of other memory */
+	pid_t child;			/* fork scenario: the writing child */
+	volatile int *stop;		/* fork scenario: shared with it */
+	pthread_t thread;		/* thread exit scenario */
 };
 
 struct scenario {
@@ -343,6 +352,7 @@ struct scenario {
 	void (*release)(struct buffer *b);
 	int keeps_pages;	/* the old pages stay: nothing goes stale */
 	int glibc_malloc;	/* needs glibc's allocator (not a sanitizer's) */
+	int unreported;		/* the pages stay and no monitor reports it */
 };
 
 static void prepare_anon(struct buffer *b)
@@ -497,14 +507,27 @@ static void release_heap_chunk(struct buffer *b)
 	free(b->guard);
 }
 
-/* System V shared memory: detach, attach another segment at that address. */
+/*
+ * System V shared memory: detach, attach another segment at that address.
+ * A cached neighbour lies one page beyond the segment (a PROT_NONE gap
+ * keeps the two regions from merging): a shmdt must not drop it.
+ */
 static void prepare_shm(struct buffer *b)
 {
+	unsigned char *area = mmap(NULL, b->len + 2 * page, PROT_NONE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ck_assert_ptr_ne(area, MAP_FAILED);
 	b->memfd = shmget(IPC_PRIVATE, b->len, IPC_CREAT | 0600);
 	ck_assert_int_ge(b->memfd, 0);
-	b->p = shmat(b->memfd, NULL, 0);
-	ck_assert_ptr_ne(b->p, (void *)-1);
+	b->p = shmat(b->memfd, area, SHM_REMAP);
+	ck_assert_ptr_eq(b->p, area);
 	shmctl(b->memfd, IPC_RMID, NULL);
+	/* In our own reservation: MAP_FIXED replaces only its PROT_NONE. */
+	b->neighbour = map_anon(area + b->len + page, page, 1);
+	memset(b->neighbour, 0x55, page);
+	put_ok(get_ok(b->neighbour, page));
+	b->prepare_regs = 1;
 }
 
 static void change_shmdt(struct buffer *b)
@@ -517,10 +540,121 @@ static void change_shmdt(struct buffer *b)
 	shmctl(other, IPC_RMID, NULL);
 }
 
+/* The neighbour is still cached: a get of it registers nothing. */
 static void release_shm(struct buffer *b)
 {
+	uint64_t regs = stats().reg_calls;
+	struct mrc_region *r = get_ok(b->neighbour, page);
+
+	ck_assert_msg(stats().reg_calls == regs,
+		      "shmdt dropped a cached region beyond the segment");
+	assert_sends_current(r, b->neighbour, page, "shmdt neighbour");
+	put_ok(r);
 	shmdt(b->p);
+	munmap(b->neighbour - page, 2 * page);
 	b->memfd = -1;
+}
+
+/*
+ * fork: the child writes its copy of the buffer over and over while the
+ * parent keeps using its cached registration. The kernel gives the child
+ * copies of pinned pages at fork, so the parent's pages and registration
+ * stay valid: nothing is reported, the parent hits, and its WRITEs must
+ * move the parent's bytes, never the child's.
+ */
+static void fork_child_writes(struct buffer *b)
+{
+	while (!*b->stop) {
+		memset(b->p, 0x33, b->len);
+		if (count_bytes(b->p, b->len, 0x33) != b->len)
+			_exit(1);	/* the parent's writes reached our copy */
+	}
+	_exit(0);
+}
+
+static void prepare_fork(struct buffer *b)
+{
+	prepare_anon(b);
+	b->stop = mmap(NULL, page, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne((void *)b->stop, MAP_FAILED);
+	*b->stop = 0;
+}
+
+static void change_fork(struct buffer *b)
+{
+	fflush(NULL);
+	b->child = fork();
+	ck_assert_int_ge(b->child, 0);
+	if (b->child == 0)
+		fork_child_writes(b);
+}
+
+static void release_fork(struct buffer *b)
+{
+	int status;
+
+	*b->stop = 1;
+	ck_assert_int_eq(waitpid(b->child, &status, 0), b->child);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "fork: the child saw the parent's bytes in its copy (status %#x)",
+		      status);
+	munmap((void *)b->stop, page);
+	release_anon(b);
+}
+
+/*
+ * Thread exit: a thread caches a registration of the bottom of its own
+ * stack and exits; glibc then gives the unused part of the stack back
+ * with madvise(MADV_DONTNEED) from the exiting thread (before its TLS is
+ * gone), and keeps the stack for the next thread. The application (here
+ * the main thread, as a new thread would) writes there afterwards.
+ */
+#define THREAD_STACK ((size_t)1 << 20)
+
+static pthread_barrier_t stack_barrier;
+
+static void *stack_thread(void *arg)
+{
+	struct buffer *b = arg;
+	pthread_attr_t attr;
+	size_t size;
+	void *low;
+
+	ck_assert_int_eq(pthread_getattr_np(pthread_self(), &attr), 0);
+	ck_assert_int_eq(pthread_attr_getstack(&attr, &low, &size), 0);
+	pthread_attr_destroy(&attr);
+	b->p = (unsigned char *)(((uintptr_t)low + page - 1) & ~(page - 1));
+	memset(b->p, 0x11, b->len);
+	put_ok(get_ok(b->p, b->len));
+	pthread_barrier_wait(&stack_barrier);	/* cached */
+	pthread_barrier_wait(&stack_barrier);	/* now exit */
+	return NULL;
+}
+
+static void prepare_thread_stack(struct buffer *b)
+{
+	pthread_attr_t attr;
+
+	ck_assert_int_eq(pthread_barrier_init(&stack_barrier, NULL, 2), 0);
+	ck_assert_int_eq(pthread_attr_init(&attr), 0);
+	ck_assert_int_eq(pthread_attr_setstacksize(&attr, THREAD_STACK), 0);
+	ck_assert_int_eq(pthread_create(&b->thread, &attr, stack_thread, b), 0);
+	pthread_attr_destroy(&attr);
+	pthread_barrier_wait(&stack_barrier);
+}
+
+static void change_thread_exit(struct buffer *b)
+{
+	pthread_barrier_wait(&stack_barrier);
+	ck_assert_int_eq(pthread_join(b->thread, NULL), 0);
+	pthread_barrier_destroy(&stack_barrier);
+}
+
+/* The stack stays in glibc's cache for the next thread: nothing to free. */
+static void release_thread_stack(struct buffer *b)
+{
+	(void)b;
 }
 
 static void change_madvise_free(struct buffer *b)
@@ -529,17 +663,20 @@ static void change_madvise_free(struct buffer *b)
 }
 
 static const struct scenario scenarios[] = {
-	{ "munmap+mmap", MRC_REASON_UNMAP, prepare_memfd, change_munmap_mmap, release_memfd, 0, 0 },
-	{ "brk shrink+grow", MRC_REASON_UNMAP, prepare_brk, change_brk, release_brk, 0, 0 },
-	{ "mremap onto", MRC_REASON_UNMAP, prepare_anon, change_mremap_move, release_anon, 0, 0 },
-	{ "mremap shrink+grow", MRC_REASON_UNMAP, prepare_anon, change_mremap_shrink, release_anon, 0, 0 },
-	{ "madvise(DONTNEED)", MRC_REASON_CLEAR, prepare_anon, change_madvise, release_anon, 0, 0 },
-	{ "free+malloc", MRC_REASON_UNMAP, prepare_malloc, change_free_malloc, release_malloc, 0, 1 },
+	{ "munmap+mmap", MRC_REASON_UNMAP, prepare_memfd, change_munmap_mmap, release_memfd, 0, 0, 0 },
+	{ "brk shrink+grow", MRC_REASON_UNMAP, prepare_brk, change_brk, release_brk, 0, 0, 0 },
+	{ "mremap onto", MRC_REASON_UNMAP, prepare_anon, change_mremap_move, release_anon, 0, 0, 0 },
+	{ "mremap shrink+grow", MRC_REASON_UNMAP, prepare_anon, change_mremap_shrink, release_anon, 0, 0, 0 },
+	{ "madvise(DONTNEED)", MRC_REASON_CLEAR, prepare_anon, change_madvise, release_anon, 0, 0, 0 },
+	{ "free+malloc", MRC_REASON_UNMAP, prepare_malloc, change_free_malloc, release_malloc, 0, 1, 0 },
 	/* DONTNEED inside the heap (CLEAR), or a shrunk break if at its top. */
-	{ "malloc_trim", MRC_REASON_ANY, prepare_heap_chunk, change_malloc_trim, release_heap_chunk, 0, 1 },
-	{ "shmdt+shmat", MRC_REASON_UNMAP, prepare_shm, change_shmdt, release_shm, 0, 0 },
+	{ "malloc_trim", MRC_REASON_ANY, prepare_heap_chunk, change_malloc_trim, release_heap_chunk, 0, 1, 0 },
+	{ "shmdt+shmat", MRC_REASON_UNMAP, prepare_shm, change_shmdt, release_shm, 0, 0, 0 },
 	/* Pinned pages survive MADV_FREE: nothing goes stale, but it is reported. */
-	{ "madvise(FREE)", MRC_REASON_CLEAR, prepare_anon, change_madvise_free, release_anon, 1, 0 },
+	{ "madvise(FREE)", MRC_REASON_CLEAR, prepare_anon, change_madvise_free, release_anon, 1, 0, 0 },
+	/* The parent's pinned pages stay its own: nothing to report. */
+	{ "fork, child writes", MRC_REASON_ANY, prepare_fork, change_fork, release_fork, 1, 0, 1 },
+	{ "thread exit", MRC_REASON_CLEAR, prepare_thread_stack, change_thread_exit, release_thread_stack, 0, 0, 0 },
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 
@@ -602,9 +739,10 @@ static struct mrc_region *cache_then_change(const struct scenario *sc,
 static void scenario_watched(const struct scenario *sc, uint32_t monitor)
 {
 	struct buffer b = { .memfd = -1 };
-	struct mrc_region *r;
+	struct mrc_region *r, *old;
 	struct mrc_stats before, after;
 	uint32_t old_rkey;
+	unsigned int fresh;
 
 	make_cache(monitor, 0);
 	/*
@@ -612,14 +750,18 @@ static void scenario_watched(const struct scenario *sc, uint32_t monitor)
 	 * events, so taking them after it would already count this one.
 	 */
 	before = stats();
-	cache_then_change(sc, &b, &old_rkey);
-	before.reg_calls++;		/* the first get's registration */
-	if (monitor == MRC_MONITOR_KMOD)
+	old = cache_then_change(sc, &b, &old_rkey);
+	/* The buffer's first registration, and prepare's own. */
+	before.reg_calls += 1 + (uint64_t)b.prepare_regs;
+	if (monitor == MRC_MONITOR_KMOD && !sc->unreported)
 		assert_watch_fired(b.p, b.len, sc->reason, sc->name);
 	r = get_ok(b.p, b.len);		/* drains the event first */
 	after = stats();
-	ck_assert_uint_eq(after.invalidations, before.invalidations + 1);
-	ck_assert_uint_eq(after.reg_calls, before.reg_calls + 1);
+	fresh = !sc->unreported;
+	ck_assert_uint_eq(after.invalidations, before.invalidations + fresh);
+	ck_assert_uint_eq(after.reg_calls, before.reg_calls + fresh);
+	if (!fresh)
+		ck_assert_ptr_eq(r, old);
 	/* The send side first, while the buffer holds the new bytes. */
 	assert_sends_current(r, b.p, b.len, sc->name);
 	ck_assert_uint_eq(count_bytes(dst + b.changed_off, b.changed_len, 0x22),
@@ -629,9 +771,10 @@ static void scenario_watched(const struct scenario *sc, uint32_t monitor)
 		      "%s: the WRITE did not land in the application's memory", sc->name);
 	if (b.alias)
 		ck_assert_uint_eq(count_bytes(b.alias, b.len, 0x11), b.len);
-	fprintf(stderr, "%s: %s: %llu invalidation, registered again (rkey %#x -> %#x), a %zu B WRITE from the lkey sent the new bytes, the %zu B WRITE landed in the new pages\n",
-		sc->name, after.monitor, (unsigned long long)after.invalidations, old_rkey,
-		mrc_region_rkey(r), b.len, b.len);
+	fprintf(stderr, "%s: %s: %llu invalidation, %s (rkey %#x -> %#x), a %zu B WRITE from the lkey sent the application's bytes, the %zu B WRITE landed in its pages\n",
+		sc->name, after.monitor, (unsigned long long)after.invalidations,
+		fresh ? "registered again" : "the same registration (its pages stayed)",
+		old_rkey, mrc_region_rkey(r), b.len, b.len);
 	put_ok(r);
 	sc->release(&b);
 }
