@@ -3,7 +3,8 @@
  * The hooks monitor natively, with the fake provider: every libc call that
  * changes a mapping drops a cached registration of it before the call
  * returns, including the calls glibc makes itself from free() and
- * malloc_trim(). The same scenario table run with the manual monitor must
+ * malloc_trim(), and the calls of a library loaded with dlopen() after
+ * the hooks went in. The same scenario table run with the manual monitor must
  * serve the stale registration every time: that proves each scenario can
  * fail.
  *
@@ -16,6 +17,7 @@
  * (default 2000 rounds; CI uses the default, 100000 is a longer soak).
  */
 #include <check.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -271,6 +273,73 @@ static int sc_shmdt(void)
 	return served_again(q, 4 * page, h);
 }
 
+/*
+ * The same changes made by a library loaded with dlopen() after the hooks
+ * went in (test/dlopen_lib.c): its PLT is resolved at its first call, and
+ * nothing tells the hooks it exists.
+ */
+static void *dltest_fn(const char *name)
+{
+	static void *lib;
+	void *fn;
+
+	if (!lib) {
+		ck_assert_msg(!dlopen(MRC_DLTEST_LIB, RTLD_LAZY | RTLD_NOLOAD),
+			      "%s was loaded before the hooks", MRC_DLTEST_LIB);
+		lib = dlopen(MRC_DLTEST_LIB, RTLD_LAZY | RTLD_LOCAL);
+		ck_assert_msg(lib, "dlopen: %s", dlerror());
+	}
+	fn = dlsym(lib, name);
+	ck_assert_msg(fn, "dlsym(%s): %s", name, dlerror());
+	return fn;
+}
+
+static int sc_dl_munmap(void)
+{
+	int (*dl_munmap)(void *, size_t) = dltest_fn("mrc_dltest_munmap");
+	char *p = map_pages(4);
+	void *h = cached(p, 4 * page);
+
+	ck_assert_int_eq(dl_munmap(p, 4 * page), 0);
+	remap(p, 4);
+	return served_again(p, 4 * page, h);
+}
+
+static int sc_dl_madvise(void)
+{
+	int (*dl_madvise)(void *, size_t, int) = dltest_fn("mrc_dltest_madvise");
+	char *p = map_pages(4);
+	void *h = cached(p, 4 * page);
+
+	ck_assert_int_eq(dl_madvise(p, 4 * page, MADV_DONTNEED), 0);
+	return served_again(p, 4 * page, h);
+}
+
+static int sc_dl_mremap(void)
+{
+	void *(*dl_mremap)(void *, size_t, size_t, int, void *) =
+		dltest_fn("mrc_dltest_mremap");
+	char *p = map_pages(4), *q = map_pages(4);
+	void *h = cached(p, 4 * page);
+
+	ck_assert_ptr_eq(dl_mremap(p, 4 * page, 4 * page,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, q), q);
+	remap(p, 4);
+	return served_again(p, 4 * page, h);
+}
+
+static int sc_dl_syscall_munmap(void)
+{
+	long (*dl_syscall_munmap)(void *, size_t) =
+		dltest_fn("mrc_dltest_syscall_munmap");
+	char *p = map_pages(4);
+	void *h = cached(p, 4 * page);
+
+	ck_assert_int_eq(dl_syscall_munmap(p, 4 * page), 0);
+	remap(p, 4);
+	return served_again(p, 4 * page, h);
+}
+
 struct scenario {
 	const char *name;
 	int (*run)(void);
@@ -289,6 +358,10 @@ static const struct scenario scenarios[] = {
 	{ "free() of a large block, malloc() at the same address", sc_free_malloc, 1 },
 	{ "malloc_trim()", sc_malloc_trim, 1 },
 	{ "shmdt", sc_shmdt, 0 },
+	{ "munmap from a library dlopen'ed later", sc_dl_munmap, 0 },
+	{ "madvise(MADV_DONTNEED) from a library dlopen'ed later", sc_dl_madvise, 0 },
+	{ "mremap from a library dlopen'ed later", sc_dl_mremap, 0 },
+	{ "syscall(SYS_munmap) from a library dlopen'ed later", sc_dl_syscall_munmap, 0 },
 };
 
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * A library that test/monitor_hooks_test loads with dlopen() after the
+ * hooks are in place. Its calls reach libc through its own PLT, resolved
+ * only now: the hooks must see them without knowing about this library.
+ */
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int mrc_dltest_munmap(void *p, size_t len);
+int mrc_dltest_madvise(void *p, size_t len, int advice);
+void *mrc_dltest_mremap(void *old, size_t old_len, size_t new_len, int flags,
+			void *new_addr);
+long mrc_dltest_syscall_munmap(void *p, size_t len);
+
+int mrc_dltest_munmap(void *p, size_t len)
+{
+	return munmap(p, len);
+}
+
+int mrc_dltest_madvise(void *p, size_t len, int advice)
+{
+	return madvise(p, len, advice);
+}
+
+void *mrc_dltest_mremap(void *old, size_t old_len, size_t new_len, int flags,
+			void *new_addr)
+{
+	return mremap(old, old_len, new_len, flags, new_addr);
+}
+
+long mrc_dltest_syscall_munmap(void *p, size_t len)
+{
+	return syscall(SYS_munmap, p, len);
+}
