@@ -15,7 +15,9 @@
  *
  * What hooks cannot see (doc/mrcache.3, "MONITORS"): system calls made
  * with a `syscall` instruction by code that does not go through libc,
- * the dynamic loader's own unmapping (dlclose), and anything the kernel
+ * the dynamic loader's own unmapping (dlclose), libraries loaded with
+ * dlmopen() into a new namespace (they get a libc of their own, which is
+ * not patched; plain dlopen() is covered), and anything the kernel
  * does by itself (migration, reclaim, compaction).
  */
 #include <errno.h>
