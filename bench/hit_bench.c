@@ -25,7 +25,13 @@
  *          bench/hit_bench.c -L src/.libs -lmrcache \
  *          $(pkg-config --cflags --libs ucx-ucs hwloc) -lpthread
  * Usage: hit_bench [--quick] [--regions 1,1000,65536] [--threads 1,2]
- *                  [--json-only]
+ *                  [--json-only] [--monitor manual|kmod|hooks[,...]]
+ *
+ * With several monitors (--monitor kmod,hooks) there is one mrcache cache
+ * per monitor, all timed in the same run with their repetitions
+ * alternated, and a {"bench":"hit_monitors"} line gives each further
+ * monitor's time over the first one's (median and range of the per-round
+ * ratios, in wall and in CPU time).
  */
 #include <errno.h>
 #include <hwloc.h>
@@ -47,6 +53,8 @@
 #define MAX_LIST	8
 #define MAX_THREADS	64
 #define MAX_REPS	31
+#define MAX_MONITORS	3	/* mrcache caches compared in one run */
+#define MAX_CACHES	(MAX_MONITORS + 1)	/* and UCX's, last */
 #define MEMORY_REGIONS	65536
 #define BENCH_ACCESS	1u	/* any non-zero provider flag */
 #define UCX_PROT	(PROT_READ | PROT_WRITE)
@@ -65,11 +73,10 @@ struct options {
 	int reps;
 	double rep_seconds;
 	bool json_only;
-	uint32_t monitor;	/* enum mrc_monitor_kind for mrcache */
+	/* mrcache's monitors (enum mrc_monitor_kind): one cache each. */
+	uint32_t monitors[MAX_MONITORS];
+	int nmonitors;
 };
-
-/* The monitor mrcache runs with (--monitor); manual unless asked. */
-static uint32_t mrc_monitor = MRC_MONITOR_MANUAL;
 
 static int parse_list(const char *arg, unsigned long *out, int *count,
 		      unsigned long max)
@@ -107,6 +114,34 @@ static const char *monitor_name(uint32_t monitor)
 	}
 }
 
+/* "kmod,hooks": the monitors in the order given. */
+static int parse_monitors(const char *arg, struct options *o)
+{
+	static const uint32_t kinds[] = { MRC_MONITOR_MANUAL, MRC_MONITOR_KMOD,
+					  MRC_MONITOR_HOOKS };
+	const char *p = arg;
+
+	o->nmonitors = 0;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		int found = 0;
+
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			const char *name = monitor_name(kinds[k]);
+
+			if (n == strlen(name) && !strncmp(p, name, n) &&
+			    o->nmonitors < MAX_MONITORS) {
+				o->monitors[o->nmonitors++] = kinds[k];
+				found = 1;
+			}
+		}
+		if (!found)
+			return -EINVAL;
+		p += n + (p[n] == ',');
+	}
+	return o->nmonitors ? 0 : -EINVAL;
+}
+
 static void usage(const char *prog)
 {
 	fprintf(stderr,
@@ -116,7 +151,8 @@ static void usage(const char *prog)
 		"  --threads    thread counts sharing one cache (default 1,2)\n"
 		"  --json-only  print only the JSON lines\n"
 		"  --monitor    mrcache's monitor: manual (default), kmod (/dev/mrcache)\n"
-		"               or hooks (libc hooks)\n", prog);
+		"               or hooks (libc hooks); a list (kmod,hooks) times one\n"
+		"               cache per monitor in the same run, alternated\n", prog);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -124,7 +160,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	*o = (struct options){
 		.regions = { 1, 1000, 65536 }, .nregions = 3,
 		.threads = { 1, 2 }, .nthreads = 2,
-		.reps = 7, .rep_seconds = 0.2, .monitor = MRC_MONITOR_MANUAL,
+		.reps = 7, .rep_seconds = 0.2,
+		.monitors = { MRC_MONITOR_MANUAL }, .nmonitors = 1,
 	};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -138,14 +175,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 			if (parse_list(argv[++i], o->regions, &o->nregions, 1ul << 22))
 				goto bad;
 		} else if (!strcmp(a, "--monitor") && i + 1 < argc) {
-			i++;
-			if (!strcmp(argv[i], "kmod"))
-				o->monitor = MRC_MONITOR_KMOD;
-			else if (!strcmp(argv[i], "hooks"))
-				o->monitor = MRC_MONITOR_HOOKS;
-			else if (strcmp(argv[i], "manual"))
+			if (parse_monitors(argv[++i], o))
 				goto bad;
-			mrc_monitor = o->monitor;
 		} else if (!strcmp(a, "--threads") && i + 1 < argc) {
 			if (parse_list(argv[++i], o->threads, &o->nthreads, MAX_THREADS))
 				goto bad;
@@ -190,7 +221,8 @@ static inline char *region_addr(unsigned long i)
 /* ------------------------------------------------------------------ */
 
 struct caches {
-	struct mrc_cache *mrc;
+	struct mrc_cache *mrc[MAX_MONITORS];	/* one per monitor */
+	int nmrc;
 	ucs_rcache_t *ucx;
 	/* Registrations done; compared with the region count after timing. */
 	unsigned long mrc_regs;
@@ -240,7 +272,7 @@ static const ucs_rcache_ops_t null_ucx_ops = {
 	.dump_region = null_ucx_dump,
 };
 
-static int create_mrc(struct caches *c)
+static int create_mrc(struct caches *c, uint32_t monitor)
 {
 	struct mrc_provider provider = {
 		.name = "null", .reg = null_mrc_reg, .dereg = null_mrc_dereg,
@@ -252,12 +284,15 @@ static int create_mrc(struct caches *c)
 			     MRC_ATTR_MERGE | MRC_ATTR_MEMLOCK |
 			     MRC_ATTR_CHECK_PFN | MRC_ATTR_MONITOR,
 		.merge = MRC_MERGE_NONE,
-		.monitor = mrc_monitor,
+		.monitor = monitor,
 	};
-	int ret = mrc_cache_create(&provider, &attr, &c->mrc);
+	int ret = mrc_cache_create(&provider, &attr, &c->mrc[c->nmrc]);
 
 	if (ret)
-		fprintf(stderr, "mrc_cache_create: %s (%d)\n", mrc_last_error(), ret);
+		fprintf(stderr, "mrc_cache_create (%s monitor): %s (%d)\n",
+			monitor_name(monitor), mrc_last_error(), ret);
+	else
+		c->nmrc++;
 	return ret;
 }
 
@@ -290,12 +325,23 @@ static int create_ucx(struct caches *c)
 	return 0;
 }
 
-/* Get and put every region once, checking each answer. */
-static int populate_mrc(struct caches *c, unsigned long count)
+/* The first @nmonitors of @o's mrcache caches, then UCX's. */
+static int create_caches(struct caches *c, const struct options *o,
+			 int nmonitors)
+{
+	int ret = 0;
+
+	for (int k = 0; !ret && k < nmonitors; k++)
+		ret = create_mrc(c, o->monitors[k]);
+	return ret ? ret : create_ucx(c);
+}
+
+/* Get and put every region once in @cache, checking each answer. */
+static int populate_one_mrc(struct mrc_cache *cache, unsigned long count)
 {
 	for (unsigned long i = 0; i < count; i++) {
 		struct mrc_region *r;
-		int ret = mrc_get(c->mrc, region_addr(i), page_size, BENCH_ACCESS, &r);
+		int ret = mrc_get(cache, region_addr(i), page_size, BENCH_ACCESS, &r);
 
 		if (ret || mrc_region_addr(r) != region_addr(i) ||
 		    mrc_region_length(r) != page_size) {
@@ -303,9 +349,18 @@ static int populate_mrc(struct caches *c, unsigned long count)
 				ret ? mrc_last_error() : "wrong region");
 			return -EIO;
 		}
-		mrc_put(c->mrc, r);
+		mrc_put(cache, r);
 	}
 	return 0;
+}
+
+static int populate_mrc(struct caches *c, unsigned long count)
+{
+	int ret = 0;
+
+	for (int k = 0; !ret && k < c->nmrc; k++)
+		ret = populate_one_mrc(c->mrc[k], count);
+	return ret;
 }
 
 static int populate_ucx(struct caches *c, unsigned long count)
@@ -329,11 +384,11 @@ static int populate_ucx(struct caches *c, unsigned long count)
 
 static void destroy_caches(struct caches *c)
 {
-	if (c->mrc)
-		mrc_cache_destroy(c->mrc);
+	for (int k = 0; k < c->nmrc; k++)
+		mrc_cache_destroy(c->mrc[k]);
 	if (c->ucx)
 		ucs_rcache_destroy(c->ucx);
-	c->mrc = NULL;
+	c->nmrc = 0;
 	c->ucx = NULL;
 }
 
@@ -374,11 +429,9 @@ static uint64_t thread_seed(int thread)
 	return 0x9e3779b97f4a7c15ull * (uint64_t)(thread + 1);
 }
 
-enum which { MRCACHE, UCX };
-
 struct run {
 	struct caches *caches;
-	enum which which;
+	int which;		/* mrcache cache which, or UCX's at nmrc */
 	unsigned long regions;
 	unsigned long ops;		/* per thread */
 	double cpu_share;		/* of the last run_threads() */
@@ -397,7 +450,7 @@ struct worker {
 
 static int loop_mrc(struct worker *w)
 {
-	struct mrc_cache *cache = w->run->caches->mrc;
+	struct mrc_cache *cache = w->run->caches->mrc[w->run->which];
 	unsigned long regions = w->run->regions, ops = w->run->ops;
 	uint64_t x = thread_seed(w->index);
 
@@ -465,6 +518,11 @@ static void pin_to_core(int index)
 	hwloc_bitmap_free(set);
 }
 
+static bool is_ucx(const struct run *run)
+{
+	return run->which == run->caches->nmrc;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -473,7 +531,7 @@ static void *worker_main(void *arg)
 	pthread_barrier_wait(&w->run->start);
 	w->c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	w->t0 = now_ns();
-	w->error = w->run->which == MRCACHE ? loop_mrc(w) : loop_ucx(w);
+	w->error = is_ucx(w->run) ? loop_ucx(w) : loop_mrc(w);
 	w->t1 = now_ns();
 	w->c1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	return NULL;
@@ -511,7 +569,7 @@ static uint64_t run_threads(struct run *run, int nthreads)
 	run->cpu_ns = (double)cpu / nthreads / (double)run->ops;
 	if (failed) {
 		fprintf(stderr, "%s: a hit failed during the timed loop\n",
-			run->which == MRCACHE ? "mrcache" : "ucx");
+			is_ucx(run) ? "ucx" : "mrcache");
 		return 0;
 	}
 	return last > first ? last - first : 1;
@@ -529,11 +587,16 @@ struct sample {
 	unsigned long ops;
 };
 
+/* By cache: mrcache's, one per monitor, then UCX's at index nmrc. */
 struct result {
 	unsigned long regions;
 	int threads;
-	double ns[2], mops[2], cpu[2], cpu_ns[2];
-	unsigned long ops[2];
+	int nmrc;
+	double ns[MAX_CACHES], mops[MAX_CACHES], cpu[MAX_CACHES], cpu_ns[MAX_CACHES];
+	unsigned long ops[MAX_CACHES];
+	/* mrcache cache k's time over cache 0's: median, lowest, highest rep */
+	double vs_first[MAX_MONITORS][3];
+	double cpu_vs_first[MAX_MONITORS][3];	/* the same in CPU time */
 };
 
 /* Operations per thread that make one repetition last about @seconds. */
@@ -583,27 +646,49 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Repetitions alternate between the caches so drift hits both alike. */
+/*
+ * Cache @k's time per rep over cache 0's in the same round: median,
+ * lowest, highest. Wall time, or (@cpu) the threads' CPU time, which a
+ * loaded machine's preemptions do not inflate.
+ */
+static void ratio_to_first(const struct sample *s, int k, int reps, bool cpu,
+			   double out[3])
+{
+	double r[MAX_REPS];
+
+	for (int rep = 0; rep < reps; rep++)
+		r[rep] = cpu ? s[k].cpu_ns[rep] / s[0].cpu_ns[rep]
+			     : s[k].ns[rep] / s[0].ns[rep];
+	out[0] = median(r, reps);	/* sorts r */
+	out[1] = r[0];
+	out[2] = r[reps - 1];
+}
+
+/* Repetitions alternate between the caches so drift hits all alike. */
 static int measure(struct caches *c, unsigned long regions, int nthreads,
 		   const struct options *o, struct result *res)
 {
-	struct run run[2] = {
-		{ .caches = c, .which = MRCACHE, .regions = regions },
-		{ .caches = c, .which = UCX, .regions = regions },
-	};
-	struct sample s[2];
+	int ncaches = c->nmrc + 1;
+	struct run run[MAX_CACHES];
+	struct sample s[MAX_CACHES];
 
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < ncaches; k++) {
+		run[k] = (struct run){ .caches = c, .which = k, .regions = regions };
 		s[k].ops = calibrate(&run[k], nthreads, o->rep_seconds);
 		if (!s[k].ops)
 			return -EIO;
 	}
 	for (int rep = 0; rep < o->reps; rep++)
-		for (int k = 0; k < 2; k++)
+		for (int k = 0; k < ncaches; k++)
 			if (time_one_rep(&run[k], nthreads, &s[k], rep))
 				return -EIO;
-	*res = (struct result){ .regions = regions, .threads = nthreads };
-	for (int k = 0; k < 2; k++) {
+	*res = (struct result){ .regions = regions, .threads = nthreads,
+				.nmrc = c->nmrc };
+	for (int k = 1; k < c->nmrc; k++) {
+		ratio_to_first(s, k, o->reps, false, res->vs_first[k]);
+		ratio_to_first(s, k, o->reps, true, res->cpu_vs_first[k]);
+	}
+	for (int k = 0; k < ncaches; k++) {
 		res->ns[k] = median(s[k].ns, o->reps);
 		res->mops[k] = median(s[k].mops, o->reps);
 		res->cpu[k] = median(s[k].cpu, o->reps);
@@ -632,9 +717,11 @@ static const char *verdict(bool met)
 	return met ? "met" : "NOT met";
 }
 
-static void print_result(const struct result *r, const struct options *o)
+/* mrcache cache @k (monitor o->monitors[k]) against UCX's. */
+static void print_one(const struct result *r, const struct options *o, int k)
 {
-	double ratio = r->ns[MRCACHE] / r->ns[UCX];
+	int u = r->nmrc;
+	double ratio = r->ns[k] / r->ns[u];
 	double target = r->threads == 1 ? 0.5 : 0.25;
 
 	printf("{\"bench\":\"hit\",\"monitor\":\"%s\",\"regions\":%lu,\"threads\":%d,"
@@ -643,31 +730,59 @@ static void print_result(const struct result *r, const struct options *o)
 	       "\"reps\":%d,\"mrcache_ops_per_thread\":%lu,\"ucx_ops_per_thread\":%lu,"
 	       "\"mrcache_cpu_share\":%.2f,\"ucx_cpu_share\":%.2f,"
 	       "\"mrcache_cpu_ns\":%.2f,\"ucx_cpu_ns\":%.2f,\"load1\":%.2f}\n",
-	       monitor_name(o->monitor),
-	       r->regions, r->threads, r->ns[MRCACHE], r->ns[UCX], ratio,
-	       r->mops[MRCACHE], r->mops[UCX], target, o->reps,
-	       r->ops[MRCACHE], r->ops[UCX], r->cpu[MRCACHE], r->cpu[UCX],
-	       r->cpu_ns[MRCACHE], r->cpu_ns[UCX], load_average());
+	       monitor_name(o->monitors[k]),
+	       r->regions, r->threads, r->ns[k], r->ns[u], ratio,
+	       r->mops[k], r->mops[u], target, o->reps,
+	       r->ops[k], r->ops[u], r->cpu[k], r->cpu[u],
+	       r->cpu_ns[k], r->cpu_ns[u], load_average());
 	if (o->json_only)
 		return;
-	printf("# hit regions=%lu threads=%d: mrcache %.1f ns, ucx %.1f ns per op in each thread; "
+	printf("# hit regions=%lu threads=%d monitor=%s: mrcache %.1f ns, ucx %.1f ns per op in each thread; "
 	       "ratio %.2f (target <= %.2f: %s",
-	       r->regions, r->threads, r->ns[MRCACHE], r->ns[UCX], ratio,
-	       target, verdict(ratio <= target));
+	       r->regions, r->threads, monitor_name(o->monitors[k]), r->ns[k],
+	       r->ns[u], ratio, target, verdict(ratio <= target));
 	if (r->threads == 1)
 		printf("; stretch <= 0.25: %s", verdict(ratio <= 0.25));
-	printf("); aggregate %.1f vs %.1f Mops/s\n", r->mops[MRCACHE], r->mops[UCX]);
-	if (r->cpu[MRCACHE] < 0.95 || r->cpu[UCX] < 0.95)
+	printf("); aggregate %.1f vs %.1f Mops/s\n", r->mops[k], r->mops[u]);
+	if (r->cpu[k] < 0.95 || r->cpu[u] < 0.95)
 		printf("#   warning: the threads got only %.0f%% / %.0f%% of their wall time on a CPU; "
 		       "other load inflated these figures (CPU time per op: %.1f / %.1f ns)\n",
-		       100 * r->cpu[MRCACHE], 100 * r->cpu[UCX],
-		       r->cpu_ns[MRCACHE], r->cpu_ns[UCX]);
+		       100 * r->cpu[k], 100 * r->cpu[u], r->cpu_ns[k], r->cpu_ns[u]);
+}
+
+/* Each further monitor's hit against the first one's, rep by rep. */
+static void print_monitors(const struct result *r, const struct options *o)
+{
+	for (int k = 1; k < r->nmrc; k++) {
+		const double *v = r->vs_first[k], *c = r->cpu_vs_first[k];
+
+		printf("{\"bench\":\"hit_monitors\",\"regions\":%lu,\"threads\":%d,"
+		       "\"monitor\":\"%s\",\"vs\":\"%s\",\"ratio\":%.3f,"
+		       "\"ratio_min\":%.3f,\"ratio_max\":%.3f,\"cpu_ratio\":%.3f,"
+		       "\"cpu_ratio_min\":%.3f,\"cpu_ratio_max\":%.3f,\"reps\":%d,"
+		       "\"load1\":%.2f}\n",
+		       r->regions, r->threads, monitor_name(o->monitors[k]),
+		       monitor_name(o->monitors[0]), v[0], v[1], v[2], c[0], c[1],
+		       c[2], o->reps, load_average());
+		if (!o->json_only)
+			printf("# hit regions=%lu threads=%d: %s / %s = %.3f wall (reps %.3f-%.3f), %.3f CPU time (%.3f-%.3f)\n",
+			       r->regions, r->threads, monitor_name(o->monitors[k]),
+			       monitor_name(o->monitors[0]), v[0], v[1], v[2],
+			       c[0], c[1], c[2]);
+	}
+}
+
+static void print_result(const struct result *r, const struct options *o)
+{
+	for (int k = 0; k < r->nmrc; k++)
+		print_one(r, o, k);
+	print_monitors(r, o);
 }
 
 /* Any registration after populating means a timed operation missed. */
 static int check_no_misses(const struct caches *c, unsigned long regions)
 {
-	if (c->mrc_regs == regions && c->ucx_regs == regions)
+	if (c->mrc_regs == regions * (unsigned long)c->nmrc && c->ucx_regs == regions)
 		return 0;
 	fprintf(stderr, "registrations after timing: mrcache %lu, ucx %lu, expected %lu\n",
 		c->mrc_regs, c->ucx_regs, regions);
@@ -680,9 +795,7 @@ static int bench_regions(unsigned long regions, const struct options *o,
 	struct caches c = { 0 };
 	int ret;
 
-	ret = create_mrc(&c);
-	if (!ret)
-		ret = create_ucx(&c);
+	ret = create_caches(&c, o, o->nmonitors);
 	if (!ret)
 		ret = populate_mrc(&c, regions);
 	if (!ret)
@@ -724,8 +837,8 @@ static void print_scaling(const struct result *rs, int n,
 
 		if (!one || !two)
 			continue;
-		mx = two->mops[MRCACHE] / one->mops[MRCACHE];
-		ux = two->mops[UCX] / one->mops[UCX];
+		mx = two->mops[0] / one->mops[0];
+		ux = two->mops[one->nmrc] / one->mops[one->nmrc];
 		printf("{\"bench\":\"scaling\",\"regions\":%lu,\"mrcache_x\":%.2f,"
 		       "\"ucx_x\":%.2f,\"target\":1.6}\n", o->regions[i], mx, ux);
 		if (!o->json_only)
@@ -756,6 +869,8 @@ static struct footprint footprint_now(void)
 	return f;
 }
 
+enum { MRCACHE, UCX };
+
 struct memory_result {
 	double rss[2];		/* resident growth per region */
 	double heap[2];		/* malloc'd growth per region */
@@ -768,16 +883,14 @@ struct memory_result {
  * resident cannot hide growth; the mrcache cache stays alive while UCX is
  * measured for the same reason.
  */
-static int measure_memory(struct memory_result *m)
+static int measure_memory(struct memory_result *m, const struct options *o)
 {
 	struct footprint before, middle, after;
 	struct caches c = { 0 };
 	double n = MEMORY_REGIONS;
 	int ret;
 
-	ret = create_mrc(&c);
-	if (!ret)
-		ret = create_ucx(&c);
+	ret = create_caches(&c, o, 1);	/* the first monitor's */
 	if (ret)
 		goto out;
 	before = footprint_now();
@@ -829,7 +942,7 @@ int main(int argc, char **argv)
 		printf("# hit_bench: %d cores, %d reps of ~%.2f s per cache and configuration\n",
 		       ncores, o.reps, o.rep_seconds);
 	/* Memory first, while the heap holds nothing freed; printed last. */
-	if (measure_memory(&memory))
+	if (measure_memory(&memory, &o))
 		return 1;
 	for (int i = 0; i < o.nregions; i++)
 		if (bench_regions(o.regions[i], &o, results, &nresults))
