@@ -13,7 +13,7 @@ int mrc_dltest_munmap(void *p, size_t len);
 int mrc_dltest_madvise(void *p, size_t len, int advice);
 void *mrc_dltest_mremap(void *old, size_t old_len, size_t new_len, int flags,
 			void *new_addr);
-long mrc_dltest_syscall_munmap(void *p, size_t len);
+int mrc_dltest_syscall_munmap(void *p, size_t len);
 
 int mrc_dltest_munmap(void *p, size_t len)
 {
@@ -31,7 +31,7 @@ void *mrc_dltest_mremap(void *old, size_t old_len, size_t new_len, int flags,
 	return mremap(old, old_len, new_len, flags, new_addr);
 }
 
-long mrc_dltest_syscall_munmap(void *p, size_t len)
+int mrc_dltest_syscall_munmap(void *p, size_t len)
 {
-	return syscall(SYS_munmap, p, len);
+	return (int)syscall(SYS_munmap, p, len);
 }

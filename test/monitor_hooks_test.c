@@ -128,25 +128,38 @@ static int served_again(void *p, size_t len, void *old)
 	return cached(p, len) == old;
 }
 
-/* Each scenario: 1 when the stale registration was served again. */
-static int sc_munmap(void)
+/*
+ * Each scenario: 1 when the stale registration was served again. The
+ * calls are passed in, so that the same scenario runs them from this
+ * program and from a library loaded later (dltest_fn()).
+ */
+typedef int (*unmap_fn)(void *, size_t);
+typedef int (*advise_fn)(void *, size_t, int);
+typedef void *(*move_fn)(void *, size_t, size_t, int, void *);
+
+static int unmap_case(unmap_fn unmap)
 {
 	char *p = map_pages(4);
 	void *h = cached(p, 4 * page);
 
-	ck_assert_int_eq(munmap(p, 4 * page), 0);
+	ck_assert_int_eq(unmap(p, 4 * page), 0);
 	remap(p, 4);
 	return served_again(p, 4 * page, h);
 }
 
+static int syscall_munmap(void *p, size_t len)
+{
+	return (int)syscall(SYS_munmap, p, len);
+}
+
+static int sc_munmap(void)
+{
+	return unmap_case(munmap);
+}
+
 static int sc_syscall_munmap(void)
 {
-	char *p = map_pages(4);
-	void *h = cached(p, 4 * page);
-
-	ck_assert_int_eq(syscall(SYS_munmap, p, 4 * page), 0);
-	remap(p, 4);
-	return served_again(p, 4 * page, h);
+	return unmap_case(syscall_munmap);
 }
 
 static int sc_mmap_fixed(void)
@@ -158,15 +171,26 @@ static int sc_mmap_fixed(void)
 	return served_again(p, 4 * page, h);
 }
 
-static int sc_mremap_move(void)
+static int move_case(move_fn move)
 {
 	char *p = map_pages(4), *q = map_pages(4);
 	void *h = cached(p, 4 * page);
 
-	ck_assert_ptr_eq(mremap(p, 4 * page, 4 * page,
-				MREMAP_MAYMOVE | MREMAP_FIXED, q), q);
+	ck_assert_ptr_eq(move(p, 4 * page, 4 * page,
+			      MREMAP_MAYMOVE | MREMAP_FIXED, q), q);
 	remap(p, 4);
 	return served_again(p, 4 * page, h);
+}
+
+static void *libc_mremap(void *old, size_t old_len, size_t new_len, int flags,
+			 void *new_addr)
+{
+	return mremap(old, old_len, new_len, flags, new_addr);
+}
+
+static int sc_mremap_move(void)
+{
+	return move_case(libc_mremap);
 }
 
 static int sc_mremap_shrink(void)
@@ -179,23 +203,23 @@ static int sc_mremap_shrink(void)
 	return served_again(p, 4 * page, h);
 }
 
-static int madvise_case(int advice)
+static int madvise_case(advise_fn advise, int advice)
 {
 	char *p = map_pages(4);
 	void *h = cached(p, 4 * page);
 
-	ck_assert_int_eq(madvise(p, 4 * page, advice), 0);
+	ck_assert_int_eq(advise(p, 4 * page, advice), 0);
 	return served_again(p, 4 * page, h);
 }
 
 static int sc_madv_dontneed(void)
 {
-	return madvise_case(MADV_DONTNEED);
+	return madvise_case(madvise, MADV_DONTNEED);
 }
 
 static int sc_madv_free(void)
 {
-	return madvise_case(MADV_FREE);
+	return madvise_case(madvise, MADV_FREE);
 }
 
 /* The break moved down and up again under a registration. */
@@ -296,48 +320,22 @@ static void *dltest_fn(const char *name)
 
 static int sc_dl_munmap(void)
 {
-	int (*dl_munmap)(void *, size_t) = dltest_fn("mrc_dltest_munmap");
-	char *p = map_pages(4);
-	void *h = cached(p, 4 * page);
-
-	ck_assert_int_eq(dl_munmap(p, 4 * page), 0);
-	remap(p, 4);
-	return served_again(p, 4 * page, h);
+	return unmap_case(dltest_fn("mrc_dltest_munmap"));
 }
 
 static int sc_dl_madvise(void)
 {
-	int (*dl_madvise)(void *, size_t, int) = dltest_fn("mrc_dltest_madvise");
-	char *p = map_pages(4);
-	void *h = cached(p, 4 * page);
-
-	ck_assert_int_eq(dl_madvise(p, 4 * page, MADV_DONTNEED), 0);
-	return served_again(p, 4 * page, h);
+	return madvise_case(dltest_fn("mrc_dltest_madvise"), MADV_DONTNEED);
 }
 
 static int sc_dl_mremap(void)
 {
-	void *(*dl_mremap)(void *, size_t, size_t, int, void *) =
-		dltest_fn("mrc_dltest_mremap");
-	char *p = map_pages(4), *q = map_pages(4);
-	void *h = cached(p, 4 * page);
-
-	ck_assert_ptr_eq(dl_mremap(p, 4 * page, 4 * page,
-				   MREMAP_MAYMOVE | MREMAP_FIXED, q), q);
-	remap(p, 4);
-	return served_again(p, 4 * page, h);
+	return move_case(dltest_fn("mrc_dltest_mremap"));
 }
 
 static int sc_dl_syscall_munmap(void)
 {
-	long (*dl_syscall_munmap)(void *, size_t) =
-		dltest_fn("mrc_dltest_syscall_munmap");
-	char *p = map_pages(4);
-	void *h = cached(p, 4 * page);
-
-	ck_assert_int_eq(dl_syscall_munmap(p, 4 * page), 0);
-	remap(p, 4);
-	return served_again(p, 4 * page, h);
+	return unmap_case(dltest_fn("mrc_dltest_syscall_munmap"));
 }
 
 struct scenario {
