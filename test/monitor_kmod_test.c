@@ -541,7 +541,6 @@ END_TEST
 
 struct race {
 	char *base;
-	char *spare;		/* where the remapper parks old pages */
 	pthread_rwlock_t lock[RACE_RANGES];
 	atomic_int stop;
 	atomic_long gets;
@@ -578,17 +577,19 @@ static void *race_remapper(void *arg)
 
 	while (!atomic_load(&rc->stop)) {
 		int i = rand_r(&seed) % RACE_RANGES;
-		char *p = race_range(rc, i);
+		char *p = race_range(rc, i), *fresh;
 
 		pthread_rwlock_wrlock(&rc->lock[i]);
 		/*
-		 * Move the old pages away (still alive) and fault new ones in
-		 * their place, so the new pages cannot reuse the old frames.
+		 * Fault new pages in while the old ones are alive (so they
+		 * cannot reuse the old frames), then move them over the old
+		 * ones in one call. Never unmap first and map at the address
+		 * after: another thread's mmap (a sanitizer's, a stack) may
+		 * take the hole in between, and MAP_FIXED would replace it.
 		 */
-		ck_assert_ptr_eq(mremap(p, RACE_PAGES * page, RACE_PAGES * page,
-					MREMAP_MAYMOVE | MREMAP_FIXED, rc->spare), rc->spare);
-		map_pages(p, RACE_PAGES, 1);
-		ck_assert_int_eq(munmap(rc->spare, RACE_PAGES * page), 0);
+		fresh = map_pages(NULL, RACE_PAGES, 0);
+		ck_assert_ptr_eq(mremap(fresh, RACE_PAGES * page, RACE_PAGES * page,
+					MREMAP_MAYMOVE | MREMAP_FIXED, p), p);
 		pthread_rwlock_unlock(&rc->lock[i]);
 		atomic_fetch_add(&rc->remaps, 1);
 	}
@@ -623,7 +624,6 @@ START_TEST(concurrent_remaps_never_serve_stale_pages)
 	make_cache(0);
 	unsetenv("MRCACHE_CHECK_PFN");
 	rc.base = map_pages(NULL, RACE_RANGES * (RACE_PAGES + 1), 0);
-	rc.spare = map_pages(NULL, RACE_PAGES, 0);
 	for (int i = 0; i < RACE_RANGES; i++)
 		pthread_rwlock_init(&rc.lock[i], NULL);
 	for (int t = 0; t < 3; t++)
