@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -538,6 +539,7 @@ END_TEST
  */
 #define RACE_RANGES 64
 #define RACE_PAGES 2
+#define RACE_GETS_PER_REMAP 8
 
 struct race {
 	char *base;
@@ -578,7 +580,16 @@ static void *race_remapper(void *arg)
 	while (!atomic_load(&rc->stop)) {
 		int i = rand_r(&seed) % RACE_RANGES;
 		char *p = race_range(rc, i), *fresh;
+		long gets = atomic_load(&rc->gets);
 
+		/*
+		 * One remap per RACE_GETS_PER_REMAP gets at most: a remap is
+		 * cheap now, and more of them would only turn gets into
+		 * misses and slow the case down (under TSan past its timeout).
+		 */
+		while (atomic_load(&rc->gets) < gets + RACE_GETS_PER_REMAP &&
+		       !atomic_load(&rc->stop))
+			sched_yield();
 		pthread_rwlock_wrlock(&rc->lock[i]);
 		/*
 		 * Fault new pages in while the old ones are alive (so they
