@@ -28,6 +28,9 @@ main() {
 	make -C "$dir" -s -j"$jobs" bench
 	say "hit-path benchmark (mrcache vs UCX ucs_rcache)"
 	"$dir/bench/hit_bench" "${quick[@]}"
+	say "hit path: the hooks monitor against the module, in one run (in the VM without the module: TCG figures)"
+	(cd "$dir" && "$repo/test/in-vm.sh" --kmod "$dir/kmod-build/mrcache.ko" --timeout 900 -- \
+		"$dir/bench/hit_bench" "${quick[@]}" --monitor kmod,hooks --threads 1 --regions 1,1000)
 	say "transfer benchmark (static vs dynamic vs pipelined vs cached)"
 	if has_rdma_device; then
 		"$dir/bench/xfer_bench" "${quick[@]}"
