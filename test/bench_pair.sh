@@ -19,6 +19,11 @@ shift 2
 port=${MRCACHE_BENCH_PORT:-18515}
 strategies=(prereg static dynamic pipelined mrc_kmod mrc_hooks mrc_manual ucx_rcache)
 json=$out/cells.json
+# Built without UCX, there is no ucx_rcache to expect (said loudly).
+if ! ldd "$bin" 2>/dev/null | grep -q libucs; then
+	echo "bench_pair: *** $bin has no UCX: ucx_rcache is not checked ***" >&2
+	strategies=("${strategies[@]:0:7}")
+fi
 
 fail() {
 	echo "bench_pair: FAIL: $*" >&2

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /* JSON lines, CSV rows, the progress line and the summary tables. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -70,50 +71,85 @@ static const char *pages_name(const struct cell *c)
 	return c->spec.sweep != SWEEP_REGCOST ? "" : c->spec.thp ? "thp" : "4k";
 }
 
-static void json_cell(struct output *o, const struct cell *c)
+/* One cell's fields, in the schema's order: name, value, quoted or not. */
+struct field {
+	const char *name;
+	char value[48];
+	int quoted;
+};
+
+#define NFIELDS 22
+
+static void set(struct field *f, const char *name, int quoted, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void set(struct field *f, const char *name, int quoted, const char *fmt, ...)
+{
+	va_list ap;
+
+	f->name = name;
+	f->quoted = quoted;
+	va_start(ap, fmt);
+	vsnprintf(f->value, sizeof(f->value), fmt, ap);
+	va_end(ap);
+}
+
+static void cell_fields(const struct output *o, const struct cell *c, struct field *f)
 {
 	const struct cell_spec *s = &c->spec;
 	const struct cell_result *r = &c->res;
 
-	fprintf(o->json, "{\"bench\":\"mrcache-bench\",\"sweep\":\"%s\",\"dir\":\"%s\","
-		"\"strategy\":\"%s\",\"size\":%zu,\"working_set\":%d,\"order\":\"%s\","
-		"\"churn\":\"%s\",\"churn_every\":%d,\"pages\":\"%s\",\"usec\":%.3f,"
-		"\"p10_usec\":%.3f,\"p90_usec\":%.3f,\"min_usec\":%.3f,\"first_usec\":%.3f,"
-		"\"MBps\":%.2f,\"reps\":%d,\"messages\":%llu,\"bad\":%llu,\"hits\":%llu,"
-		"\"misses\":%llu,\"verdict\":\"%s\",\"device\":\"%s\",\"mode\":\"%s\"}\n",
-		sweep_names[s->sweep], direction_names[s->dir], cell_strategy_name(c), s->size,
-		s->nbufs, order_names[s->order], churn_names[s->churn],
-		s->churn ? o->churn_every : 0, pages_name(c), r->median_us, r->p10_us,
-		r->p90_us, r->min_us, r->first_us, mbps(c), r->reps,
-		(unsigned long long)r->messages, (unsigned long long)r->bad,
-		(unsigned long long)r->hits, (unsigned long long)r->misses, cell_verdict(c),
-		o->device, o->mode);
+	set(f++, "sweep", 1, "%s", sweep_names[s->sweep]);
+	set(f++, "dir", 1, "%s", direction_names[s->dir]);
+	set(f++, "strategy", 1, "%s", cell_strategy_name(c));
+	set(f++, "size", 0, "%zu", s->size);
+	set(f++, "working_set", 0, "%d", s->nbufs);
+	set(f++, "order", 1, "%s", order_names[s->order]);
+	set(f++, "churn", 1, "%s", churn_names[s->churn]);
+	set(f++, "churn_every", 0, "%d", s->churn ? o->churn_every : 0);
+	set(f++, "pages", 1, "%s", pages_name(c));
+	set(f++, "usec", 0, "%.3f", r->median_us);
+	set(f++, "p10_usec", 0, "%.3f", r->p10_us);
+	set(f++, "p90_usec", 0, "%.3f", r->p90_us);
+	set(f++, "min_usec", 0, "%.3f", r->min_us);
+	set(f++, "first_usec", 0, "%.3f", r->first_us);
+	set(f++, "MBps", 0, "%.2f", mbps(c));
+	set(f++, "reps", 0, "%d", r->reps);
+	set(f++, "messages", 0, "%llu", (unsigned long long)r->messages);
+	set(f++, "bad", 0, "%llu", (unsigned long long)r->bad);
+	set(f++, "hits", 0, "%llu", (unsigned long long)r->hits);
+	set(f++, "misses", 0, "%llu", (unsigned long long)r->misses);
+	set(f++, "verdict", 1, "%s", cell_verdict(c));
+	set(f++, "device", 1, "%s", o->device);
+}
+
+static void json_cell(struct output *o, const struct field *f)
+{
+	fprintf(o->json, "{\"bench\":\"mrcache-bench\"");
+	for (int i = 0; i < NFIELDS; i++)
+		fprintf(o->json, f[i].quoted ? ",\"%s\":\"%s\"" : ",\"%s\":%s", f[i].name,
+			f[i].value);
+	fprintf(o->json, ",\"mode\":\"%s\"}\n", o->mode);
 	fflush(o->json);
 }
 
-static void csv_cell(struct output *o, const struct cell *c)
+static void csv_cell(struct output *o, const struct field *f)
 {
-	const struct cell_spec *s = &c->spec;
-	const struct cell_result *r = &c->res;
-
-	fprintf(o->csv, "%s,%s,%s,%zu,%d,%s,%s,%d,%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.2f,%d,"
-		"%llu,%llu,%llu,%llu,%s,%s,%s\n",
-		sweep_names[s->sweep], direction_names[s->dir], cell_strategy_name(c), s->size,
-		s->nbufs, order_names[s->order], churn_names[s->churn],
-		s->churn ? o->churn_every : 0, pages_name(c), r->median_us, r->p10_us,
-		r->p90_us, r->min_us, r->first_us, mbps(c), r->reps,
-		(unsigned long long)r->messages, (unsigned long long)r->bad,
-		(unsigned long long)r->hits, (unsigned long long)r->misses, cell_verdict(c),
-		o->device, o->mode);
+	for (int i = 0; i < NFIELDS; i++)
+		fprintf(o->csv, "%s,", f[i].value);
+	fprintf(o->csv, "%s\n", o->mode);
 	fflush(o->csv);
 }
 
 void output_cell(struct output *o, const struct cell *c)
 {
+	struct field f[NFIELDS];
+
+	cell_fields(o, c, f);
 	if (o->json)
-		json_cell(o, c);
+		json_cell(o, f);
 	if (o->csv)
-		csv_cell(o, c);
+		csv_cell(o, f);
 }
 
 void output_fit(struct output *o, int thp, double fixed_us, double per_page_us, int points)

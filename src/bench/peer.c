@@ -82,10 +82,8 @@ struct tcp_peer {
 
 static int tcp_post(struct peer *p, const struct write_req *req)
 {
-	uint64_t w[WRITE_REQ_WORDS];
-
-	write_req_pack(req, w);
-	return oob_send(((struct tcp_peer *)p)->fd, OOB_WRITE, w, WRITE_REQ_WORDS);
+	return oob_send(((struct tcp_peer *)p)->fd, OOB_WRITE, (const uint64_t *)req,
+			WRITE_REQ_WORDS);
 }
 
 static int tcp_wait(struct peer *p)
@@ -101,7 +99,7 @@ static int tcp_wait(struct peer *p)
 static int tcp_verify(struct peer *p, const struct slot_log *log, size_t n, uint64_t *bad)
 {
 	struct tcp_peer *tp = (struct tcp_peer *)p;
-	uint64_t w[OOB_MAX_WORDS];
+	uint64_t answer;
 	size_t per = OOB_MAX_WORDS / VERIFY_WORDS;
 	int ret = 0;
 
@@ -109,11 +107,9 @@ static int tcp_verify(struct peer *p, const struct slot_log *log, size_t n, uint
 	for (size_t i = 0; i < n && !ret; i += per) {
 		size_t k = n - i < per ? n - i : per;
 
-		for (size_t j = 0; j < k; j++)
-			slot_log_pack(&log[i + j], w + j * VERIFY_WORDS);
-		ret = oob_send(tp->fd, OOB_VERIFY, w, k * VERIFY_WORDS);
-		if (!ret && (ret = oob_recv(tp->fd, OOB_VERIFIED, w, 1)) == 1) {
-			*bad += w[0];
+		ret = oob_send(tp->fd, OOB_VERIFY, (const uint64_t *)&log[i], k * VERIFY_WORDS);
+		if (!ret && (ret = oob_recv(tp->fd, OOB_VERIFIED, &answer, 1)) == 1) {
+			*bad += answer;
 			ret = 0;
 		}
 	}

@@ -26,16 +26,17 @@ struct peer_target {
 	uint32_t rkey;
 };
 
-/* "Write your source's [0, len) into my (addr, rkey), stamped msgno." */
+/*
+ * "Write your source's [src_off, +len) into my (addr, rkey), stamped
+ * msgno." Only 64-bit words, so it travels as it is (wire.h).
+ */
 struct write_req {
-	uint64_t addr, len, src_off, msgno;
-	uint32_t rkey;
+	uint64_t addr, len, src_off, msgno, rkey;
 };
 
-/* What slot @off of the target should hold after the cell. */
+/* What slot @off of the target should hold after the cell (words too). */
 struct slot_log {
-	uint64_t off, len, msgno;
-	uint32_t id, gen;
+	uint64_t off, len, msgno, id, gen;
 };
 
 struct responder {

@@ -66,7 +66,7 @@ int responder_post(struct responder *r, const struct write_req *req)
 	if (req->src_off == 0)
 		pattern_stamp(r->src, req->len, req->msgno);
 	return ep_post_write(r->ep, r->src + req->src_off, req->len, r->src_mr->lkey,
-			     req->addr, req->rkey);
+			     req->addr, (uint32_t)req->rkey);
 }
 
 uint64_t responder_verify(const struct responder *r, const struct slot_log *log, size_t n)
@@ -77,7 +77,8 @@ uint64_t responder_verify(const struct responder *r, const struct slot_log *log,
 		const struct slot_log *s = &log[i];
 
 		if (s->off + s->len > r->dst_len ||
-		    !pattern_check(r->dst + s->off, s->len, s->id, s->gen, s->msgno))
+		    !pattern_check(r->dst + s->off, s->len, (uint32_t)s->id, (uint32_t)s->gen,
+				   s->msgno))
 			bad++;
 	}
 	return bad;

@@ -103,6 +103,16 @@ static void init_plain(struct strategy *s)
 	}
 }
 
+void strategy_set_cache(struct strategy *s, void *state, const struct cache_calls *calls)
+{
+	s->state = state;
+	s->available = 1;
+	s->acquire = calls->acquire;
+	s->release = calls->release;
+	s->counts = calls->counts;
+	s->fini = calls->fini;
+}
+
 int strategies_init(struct strategy *all, struct ep *ep, unsigned int mask, int cache_regions)
 {
 	static const int monitors[] = {

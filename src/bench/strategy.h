@@ -58,6 +58,15 @@ int strategies_init(struct strategy *all, struct ep *ep, unsigned int mask, int 
 void strategies_fini(struct strategy *all);
 int strategy_by_name(const char *name);
 
+/* A cache-based strategy is ready: its state and the calls that use it. */
+struct cache_calls {
+	int (*acquire)(struct strategy *s, struct wbuf *w, void *p, size_t len, struct reg *r);
+	void (*release)(struct strategy *s, struct reg *r);
+	void (*counts)(struct strategy *s, uint64_t *hits, uint64_t *misses);
+	void (*fini)(struct strategy *s);
+};
+void strategy_set_cache(struct strategy *s, void *state, const struct cache_calls *calls);
+
 /* The cache-based ones, each in its own file. */
 int strategy_mrcache_init(struct strategy *s, int monitor, int cache_regions);
 int strategy_ucx_init(struct strategy *s, int cache_regions);

@@ -53,6 +53,8 @@ static void mrc_fini(struct strategy *s)
 			mrc_last_error());
 }
 
+static const struct cache_calls mrc_calls = { mrc_acquire, mrc_release, mrc_counts, mrc_fini };
+
 int strategy_mrcache_init(struct strategy *s, int monitor, int cache_regions)
 {
 	struct mrc_cache_attr attr = {
@@ -67,12 +69,7 @@ int strategy_mrcache_init(struct strategy *s, int monitor, int cache_regions)
 		snprintf(s->why, sizeof(s->why), "mrc_cache_create_verbs: %s", mrc_last_error());
 		return ret;
 	}
-	s->state = cache;
-	s->available = 1;
-	s->acquire = mrc_acquire;
-	s->release = mrc_release;
-	s->counts = mrc_counts;
-	s->fini = mrc_fini;
+	strategy_set_cache(s, cache, &mrc_calls);
 	if (monitor == MRC_MONITOR_MANUAL)
 		s->detach = mrc_forget;
 	return 0;

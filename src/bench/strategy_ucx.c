@@ -102,6 +102,8 @@ static void ucx_fini(struct strategy *s)
 	free(c);
 }
 
+static const struct cache_calls ucx_calls = { ucx_acquire, ucx_release, ucx_counts, ucx_fini };
+
 int strategy_ucx_init(struct strategy *s, int cache_regions)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -132,12 +134,7 @@ int strategy_ucx_init(struct strategy *s, int cache_regions)
 		free(c);
 		return -EIO;
 	}
-	s->state = c;
-	s->available = 1;
-	s->acquire = ucx_acquire;
-	s->release = ucx_release;
-	s->counts = ucx_counts;
-	s->fini = ucx_fini;
+	strategy_set_cache(s, c, &ucx_calls);
 	return 0;
 }
 #else

@@ -46,34 +46,10 @@ static inline void hello_pack(uint64_t src_len, uint64_t dst_len,
 	ep_addr_pack(a, w + 3);
 }
 
-static inline void write_req_pack(const struct write_req *r, uint64_t *w)
-{
-	w[0] = r->addr;
-	w[1] = r->len;
-	w[2] = r->src_off;
-	w[3] = r->msgno;
-	w[4] = r->rkey;
-}
-
-static inline void write_req_unpack(const uint64_t *w, struct write_req *r)
-{
-	*r = (struct write_req){ .addr = w[0], .len = w[1], .src_off = w[2],
-				 .msgno = w[3], .rkey = (uint32_t)w[4] };
-}
-
-static inline void slot_log_pack(const struct slot_log *s, uint64_t *w)
-{
-	w[0] = s->off;
-	w[1] = s->len;
-	w[2] = s->msgno;
-	w[3] = s->id;
-	w[4] = s->gen;
-}
-
-static inline void slot_log_unpack(const uint64_t *w, struct slot_log *s)
-{
-	*s = (struct slot_log){ .off = w[0], .len = w[1], .msgno = w[2],
-				.id = (uint32_t)w[3], .gen = (uint32_t)w[4] };
-}
+/* Requests and slot logs are all 64-bit words: they travel as they are. */
+_Static_assert(sizeof(struct write_req) == WRITE_REQ_WORDS * sizeof(uint64_t),
+	       "struct write_req is not WRITE_REQ_WORDS words");
+_Static_assert(sizeof(struct slot_log) == VERIFY_WORDS * sizeof(uint64_t),
+	       "struct slot_log is not VERIFY_WORDS words");
 
 #endif

@@ -101,10 +101,25 @@ static int pipelined(struct bench *b, struct strategy *s, struct wbuf *w, size_t
 	return ret;
 }
 
+/* Register the whole buffer, one WRITE, give the registration back. */
+static int whole(struct bench *b, struct strategy *s, struct wbuf *w, size_t size,
+		 int target, uint64_t arg)
+{
+	struct reg r;
+	int ret = s->acquire(s, w, w->p, size, &r);
+
+	if (ret)
+		return ret;
+	ret = post_dir(b, target, w->p, size, 0, &r, arg);
+	if (!ret)
+		ret = wait_dir(b, target);
+	s->release(s, &r);
+	return ret;
+}
+
 int xfer_source(struct bench *b, struct strategy *s, struct wbuf *w, size_t size,
 		uint64_t raddr)
 {
-	struct reg r;
 	int ret;
 
 	if (s->id == ST_STATIC) {
@@ -114,20 +129,12 @@ int xfer_source(struct bench *b, struct strategy *s, struct wbuf *w, size_t size
 	}
 	if (s->id == ST_PIPELINED)
 		return pipelined(b, s, w, size, 0, raddr);
-	ret = s->acquire(s, w, w->p, size, &r);
-	if (ret)
-		return ret;
-	ret = post_source(b, w->p, size, r.lkey, raddr);
-	if (!ret)
-		ret = wait_source(b);
-	s->release(s, &r);
-	return ret;
+	return whole(b, s, w, size, 0, raddr);
 }
 
 int xfer_target(struct bench *b, struct strategy *s, struct wbuf *w, size_t size,
 		uint64_t msgno)
 {
-	struct reg r;
 	int ret;
 
 	if (s->id == ST_STATIC) {
@@ -138,12 +145,5 @@ int xfer_target(struct bench *b, struct strategy *s, struct wbuf *w, size_t size
 	}
 	if (s->id == ST_PIPELINED)
 		return pipelined(b, s, w, size, 1, msgno);
-	ret = s->acquire(s, w, w->p, size, &r);
-	if (ret)
-		return ret;
-	ret = post_target(b, w->p, size, 0, r.rkey, msgno);
-	if (!ret)
-		ret = wait_target(b);
-	s->release(s, &r);
-	return ret;
+	return whole(b, s, w, size, 1, msgno);
 }
