@@ -43,6 +43,8 @@ struct ep {
 
 /* Return: 0; -ENODEV when there is no such device; another -errno. */
 int ep_open(struct ep *ep, const char *device, int port, int gid_index, uint32_t psn);
+/* How long ep_wait() waits for writes of up to @max_write bytes. */
+void ep_set_timeout(struct ep *ep, size_t max_write);
 int ep_connect(struct ep *ep, const struct ep_addr *peer);
 void ep_close(struct ep *ep);
 

@@ -57,6 +57,7 @@ static int loop_open(struct peer **out, struct ep *ep, const struct bench_link *
 		return -ENOMEM;
 	lp->base.ops = &loop_ops;
 	ret = ep_open(&lp->ep, l->device, l->ib_port, l->gid_index, (uint32_t)rand());
+	ep_set_timeout(&lp->ep, l->src_len);
 	if (!ret)
 		ret = responder_init(&lp->r, &lp->ep, l->src_len, l->dst_len);
 	if (!ret)
@@ -185,6 +186,7 @@ int peer_open(struct peer **out, struct ep *ep, const struct bench_link *l)
 		fprintf(stderr, "mrcache-bench: %s\n", ep->error);
 		return ret;
 	}
+	ep_set_timeout(ep, l->src_len);
 	ret = l->host ? tcp_open(out, ep, l) : loop_open(out, ep, l);
 	if (ret)
 		ep_close(ep);

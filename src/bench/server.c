@@ -81,6 +81,7 @@ static int welcome(int fd, struct ep *ep, struct responder *r, const struct benc
 	}
 	ep_addr_unpack(w + 3, &client);
 	n = ep_open(ep, l->device, l->ib_port, l->gid_index, (uint32_t)rand());
+	ep_set_timeout(ep, w[1]);
 	if (!n)
 		n = responder_init(r, ep, w[1], w[2]);
 	if (!n)
