@@ -103,7 +103,8 @@ static int write_figure(const struct bench *b, const struct figure *f, const cha
 		fprintf(gp, "set title '%s (%s, %s)'\nset xlabel '%s'\nset ylabel '%s'\n",
 			f->title, b->ep.device, b->opt.host ? "two processes" : "loopback",
 			f->xlabel, f->ylabel);
-		fprintf(gp, "set logscale x 2\n%s\nset key outside right\nset grid\n",
+		fprintf(gp, "set logscale x 2\nset format x '%s'\n%s\nset key outside right\nset grid\n",
+			f->x_wset ? "%g" : "%.0b %BB",
 			f->y_mbps ? "unset logscale y" : "set logscale y 10");
 		ret = write_series(b, f, dir, gp);
 		fprintf(gp, "unset output\n");
