@@ -11,8 +11,8 @@ PACKAGES=(
 	gcc make autoconf automake libtool pkg-config
 	# library and tests
 	libibverbs-dev ibverbs-providers rdma-core ibverbs-utils check
-	# benchmark comparison and thread placement
-	libucx-dev libhwloc-dev
+	# benchmark comparison, thread placement and mrcache-bench's plots
+	libucx-dev libhwloc-dev gnuplot-nox
 	# kernel module and the VM harness
 	linux-headers-amd64 qemu-system-x86 busybox-static kmod cpio
 	iproute2 libnuma-dev numactl perftest
