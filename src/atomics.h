@@ -21,8 +21,6 @@
  * sees the ordering.
  */
 #define mrc_rmw_fence(p)	((void)__atomic_fetch_add((p), 1, __ATOMIC_SEQ_CST))
-/* The same, giving the value before: did anyone do it since we looked? */
-#define mrc_rmw_fence_old(p)	__atomic_fetch_add((p), 1, __ATOMIC_SEQ_CST)
 #define mrc_cas(p, expected, desired)					\
 	__atomic_compare_exchange_n((p), (expected), (desired), 1,	\
 				    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)

@@ -72,21 +72,23 @@ void mrc_cache_sync_locked(struct mrc_cache *cache)
  */
 void mrc_cache_unlock(struct mrc_cache *cache)
 {
-	uint32_t seen, before;
+	uint32_t seen, now;
 
 	do {
 		/*
 		 * Parked regions wait for a slot to be released; the put that
-		 * releases one moves handoff (mrc_cache_nudge). One that moved
-		 * it before this load is seen by the scan in the drain; one
-		 * after makes the fence below return another value.
+		 * releases one moves @released (mrc_cache_nudge). One that
+		 * moved it before this load is seen by the scan in the drain;
+		 * one after makes the read-modify-write below return another
+		 * value, or comes after it and finds the lock free.
 		 */
-		seen = mrc_load_acquire(&cache->handoff);
+		seen = mrc_load_acquire(&cache->released);
 		mrc_drain_deferred(cache);
 		pthread_mutex_unlock(&cache->lock);
-		before = mrc_rmw_fence_old(&cache->handoff);
+		mrc_rmw_fence(&cache->handoff);
+		now = __atomic_fetch_add(&cache->released, 0, __ATOMIC_SEQ_CST);
 	} while ((mrc_load_relaxed(&cache->deferred) ||
-		  (mrc_load_relaxed(&cache->parked_count) && before != seen)) &&
+		  (mrc_load_relaxed(&cache->parked_count) && now != seen)) &&
 		 pthread_mutex_trylock(&cache->lock) == 0);
 }
 
@@ -94,12 +96,19 @@ void mrc_cache_unlock(struct mrc_cache *cache)
  * mrc_cache_nudge() - a slot holding a dead region was released.
  *
  * Called without the lock. The region is parked (or about to be): have a
- * lock holder look at the parked list now, or after it unlocks.
+ * lock holder look at the parked list now, or after it unlocks. Nothing
+ * to do when no region is parked and none is waiting to be deregistered.
+ * Reading both after the fence: a region parked after that read was parked
+ * by a scan that ran after this thread's release (the fence orders it), and
+ * so saw the slot released.
  */
 void mrc_cache_nudge(struct mrc_cache *cache)
 {
-	/* Pairs with the one in mrc_cache_unlock(). */
-	mrc_rmw_fence(&cache->handoff);
+	/* Pairs with the read-modify-write in mrc_cache_unlock(). */
+	mrc_rmw_fence(&cache->released);
+	if (!mrc_load_relaxed(&cache->parked_count) &&
+	    !mrc_load_relaxed(&cache->deferred))
+		return;
 	if (pthread_mutex_trylock(&cache->lock) == 0)
 		mrc_cache_unlock(cache);
 }

@@ -51,6 +51,7 @@ struct mrc_cache {
 	uint64_t hit_wraps;		/* region hit counters that wrapped */
 	uint64_t tref_hits;		/* slot hits folded by threads leaving */
 	uint32_t handoff;		/* orders puts against unlocks */
+	uint32_t released;		/* moved by releases of parked slots */
 	uint32_t thread_refs;		/* hits may use per-thread slots */
 	size_t parked_count;		/* regions on @parked (atomic reads) */
 

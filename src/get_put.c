@@ -383,6 +383,13 @@ static inline int slot_hit(struct mrc_cache *cache, struct mrc_tref *t,
 
 	if (mrc_unlikely(mrc_tref_slot_held(t->slot[k])))
 		return SLOT_TAKEN;
+	/*
+	 * A region already dead (a hint not yet replaced) is not published
+	 * at all: a publication the reclaimer might see would park it and
+	 * cost a nudge; only one racing the kill does.
+	 */
+	if (mrc_unlikely(mrc_load_relaxed(&r->state) & MRC_DEAD))
+		return get_rest(cache, start, end, access, region);
 	mrc_tref_publish(t, k, r);
 	if (mrc_unlikely((mrc_load_acquire(&r->state) & MRC_DEAD) ||
 			 !region_serves(r, start, end, access)))
@@ -490,12 +497,37 @@ static __attribute__((noinline)) int put_slot_tail(struct mrc_cache *cache,
 	return 0;
 }
 
-/* A put with no compare-and-swap reference left: another thread's slot? */
+/* Drop a compare-and-swap reference; 0 when the region has none. */
+static int put_counted(struct mrc_cache *cache, struct mrc_region *region)
+{
+	uint64_t v = mrc_load_relaxed(&region->state);
+
+	do {
+		if (mrc_unlikely(!(v & MRC_REF_MASK)))
+			return 0;
+	} while (!mrc_cas(&region->state, &v, v - 1));
+	release_if_last(cache, region, v - 1);
+	return 1;
+}
+
+/*
+ * A put with no compare-and-swap reference left: the reference is some
+ * thread's slot. References are interchangeable, and one can move from a
+ * slot to the count meanwhile (its holder got the region again and then
+ * put through the slot, or exited): a slot seen released was released
+ * after the count went up, so look at the count again before giving up.
+ */
 static __attribute__((noinline)) int put_unreferenced(struct mrc_cache *cache,
 						       struct mrc_region *region)
 {
-	if (cache->thread_refs && !mrc_trefs_put_remote(cache, region))
-		return 0;
+	while (cache->thread_refs) {
+		if (!mrc_trefs_put_remote(cache, region))
+			return 0;
+		if (!(mrc_load_acquire(&region->state) & MRC_REF_MASK))
+			break;
+		if (put_counted(cache, region))
+			return 0;
+	}
 	return mrc_error(EINVAL, "region %p holds no reference (put twice?)",
 			 (void *)region);
 }
@@ -504,7 +536,6 @@ int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 {
 	struct mrc_tref *t = mrc_tref_self;
 	unsigned int k = mrc_tref_slot_of(region);
-	uint64_t v;
 
 	if (mrc_unlikely(!cache || !region))
 		return mrc_error(EINVAL, "%s is NULL", cache ? "region" : "cache");
@@ -521,11 +552,7 @@ int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 			return put_slot_tail(cache, t, region);
 		return 0;
 	}
-	v = mrc_load_relaxed(&region->state);
-	do {
-		if (mrc_unlikely(!(v & MRC_REF_MASK)))
-			return put_unreferenced(cache, region);
-	} while (!mrc_cas(&region->state, &v, v - 1));
-	release_if_last(cache, region, v - 1);
-	return 0;
+	if (mrc_likely(put_counted(cache, region)))
+		return 0;
+	return put_unreferenced(cache, region);
 }
