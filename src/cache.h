@@ -44,6 +44,7 @@ struct mrc_cache {
 	uint32_t monitor_seen;		/* *monitor.events at the last drain */
 	uint32_t default_access;
 	int closed;			/* enum mrc_closed: why calls fail */
+	uint32_t thread_refs;		/* hits may use per-thread slots */
 	struct mrc_region_pool pool;	/* .base is read by hint lookups */
 
 	/* Regions whose last reference went away after they died. */
@@ -52,7 +53,6 @@ struct mrc_cache {
 	uint64_t tref_hits;		/* slot hits folded by threads leaving */
 	uint32_t handoff;		/* orders puts against unlocks */
 	uint32_t released;		/* moved by releases of parked slots */
-	uint32_t thread_refs;		/* hits may use per-thread slots */
 	size_t parked_count;		/* regions on @parked (atomic reads) */
 
 	pthread_mutex_t lock __attribute__((aligned(64)));

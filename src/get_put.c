@@ -461,6 +461,9 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 			goto hit;
 		if (ret != SLOT_TAKEN)
 			return ret;
+	} else if (mrc_unlikely(cache->thread_refs)) {
+		/* Not bound yet, or puts wait for this thread: get_rest() does both. */
+		return get_rest(cache, start, end, access, region);
 	}
 	if (mrc_unlikely(!mrc_region_try_ref(r, &old)))
 		return get_rest(cache, start, end, access, region);
