@@ -12,7 +12,7 @@ i=0
 while [ "$i" -lt "$runs" ]; do
 	if ! MRCACHE_TEST_SKIP_MEMBARRIER=1 MRCACHE_TREFS_SECONDS=$secs "$bin" >/tmp/threadrefs_nofence.$$ 2>&1; then
 		failed=$((failed + 1))
-		grep -E 'used after|failed' /tmp/threadrefs_nofence.$$ | head -2
+		grep -E 'litmus|:F:|:E:|used after' /tmp/threadrefs_nofence.$$ | cut -c1-300 | head -4
 	fi
 	i=$((i + 1))
 done

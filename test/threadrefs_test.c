@@ -22,7 +22,7 @@
  * MRCACHE_TEST_SKIP_MEMBARRIER=1 removes the reclaimer's membarrier: the
  * litmus case then fails (test/threadrefs_nofence.sh measures how often).
  * MRCACHE_TREFS_SECONDS sets the first case's run time (default 2),
- * MRCACHE_TREFS_ROUNDS the litmus rounds (default 50,000).
+ * MRCACHE_TREFS_ROUNDS the litmus rounds (default 20,000).
  */
 #include <check.h>
 #include <errno.h>
@@ -223,7 +223,7 @@ static unsigned long litmus_rounds(void)
 {
 	const char *env = getenv("MRCACHE_TREFS_ROUNDS");
 
-	return env ? strtoul(env, NULL, 0) : 50000;
+	return env ? strtoul(env, NULL, 0) : 20000;
 }
 
 static double run_seconds(void)
@@ -368,7 +368,7 @@ START_TEST(fence_orders_publication_against_the_scan)
 
 	ck_assert_int_eq(mrc_cache_create(&prov, NULL, &cache), 0);
 	ck_assert_msg(cache->thread_refs, "thread refs unavailable (membarrier?)");
-	l.r = aligned_alloc(64, sizeof(*l.r));
+	l.r = aligned_alloc(64, 128);	/* a multiple of the alignment */
 	ck_assert_ptr_nonnull(l.r);
 	memset(l.r, 0, sizeof(*l.r));
 	ck_assert_int_eq(pthread_create(&reader_thread, NULL, litmus_reader, &l), 0);
