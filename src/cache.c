@@ -72,12 +72,45 @@ void mrc_cache_sync_locked(struct mrc_cache *cache)
  */
 void mrc_cache_unlock(struct mrc_cache *cache)
 {
+	uint32_t seen, now;
+
 	do {
+		/*
+		 * Parked regions wait for a slot to be released; the put that
+		 * releases one moves @released (mrc_cache_nudge). One that
+		 * moved it before this load is seen by the scan in the drain;
+		 * one after makes the read-modify-write below return another
+		 * value, or comes after it and finds the lock free.
+		 */
+		seen = mrc_load_acquire(&cache->released);
 		mrc_drain_deferred(cache);
 		pthread_mutex_unlock(&cache->lock);
 		mrc_rmw_fence(&cache->handoff);
-	} while (mrc_load_relaxed(&cache->deferred) &&
+		now = __atomic_fetch_add(&cache->released, 0, __ATOMIC_SEQ_CST);
+	} while ((mrc_load_relaxed(&cache->deferred) ||
+		  (mrc_load_relaxed(&cache->parked_count) && now != seen)) &&
 		 pthread_mutex_trylock(&cache->lock) == 0);
+}
+
+/**
+ * mrc_cache_nudge() - a slot holding a dead region was released.
+ *
+ * Called without the lock. The region is parked (or about to be): have a
+ * lock holder look at the parked list now, or after it unlocks. Nothing
+ * to do when no region is parked and none is waiting to be deregistered.
+ * Reading both after the fence: a region parked after that read was parked
+ * by a scan that ran after this thread's release (the fence orders it), and
+ * so saw the slot released.
+ */
+void mrc_cache_nudge(struct mrc_cache *cache)
+{
+	/* Pairs with the read-modify-write in mrc_cache_unlock(). */
+	mrc_rmw_fence(&cache->released);
+	if (!mrc_load_relaxed(&cache->parked_count) &&
+	    !mrc_load_relaxed(&cache->deferred))
+		return;
+	if (pthread_mutex_trylock(&cache->lock) == 0)
+		mrc_cache_unlock(cache);
 }
 
 static void fold_hits(struct mrc_cache *cache, struct mrc_region *r)
@@ -117,6 +150,44 @@ static void push_deferred(struct mrc_cache *cache, struct mrc_region *r)
 	} while (!mrc_cas(&cache->deferred, &head, r));
 }
 
+static void park(struct mrc_cache *cache, struct mrc_region *r)
+{
+	r->lru_next = cache->parked;
+	cache->parked = r;
+	mrc_store_relaxed(&cache->parked_count, cache->parked_count + 1);
+}
+
+/* Deregister the parked regions no slot holds any more. */
+static void unpark_released(struct mrc_cache *cache)
+{
+	struct mrc_region **p = &cache->parked;
+
+	while (*p) {
+		struct mrc_region *r = *p;
+
+		if (mrc_trefs_holds(r)) {
+			p = &r->lru_next;
+			continue;
+		}
+		*p = r->lru_next;
+		mrc_store_relaxed(&cache->parked_count, cache->parked_count - 1);
+		region_deregister(cache, r);
+	}
+}
+
+/*
+ * With thread refs, "no references" is the state word's count and no
+ * slot: after the fence, a region a slot still holds is parked and looked
+ * at again by every later drain (doc/design.md, "Thread references").
+ */
+static void deregister_or_park(struct mrc_cache *cache, struct mrc_region *r)
+{
+	if (cache->thread_refs && mrc_trefs_holds(r))
+		park(cache, r);
+	else
+		region_deregister(cache, r);
+}
+
 /**
  * mrc_drain_deferred() - deregister every region whose last reference went.
  * @cache: locked cache.
@@ -125,13 +196,18 @@ void mrc_drain_deferred(struct mrc_cache *cache)
 {
 	struct mrc_region *r;
 
+	if (cache->parked)
+		unpark_released(cache);
 	if (!mrc_load_relaxed(&cache->deferred))
 		return;
 	r = mrc_exchange(&cache->deferred, NULL);
+	/* Every region on the list is DEAD: order that before the scan. */
+	if (cache->thread_refs)
+		mrc_trefs_fence();
 	while (r) {
 		struct mrc_region *next = r->lru_next;
 
-		region_deregister(cache, r);
+		deregister_or_park(cache, r);
 		r = next;
 	}
 }
@@ -355,6 +431,7 @@ int mrc_cache_create(const struct mrc_provider *provider,
 	cache->config = config;
 	cache->check_pfn = config.check_pfn;
 	cache->default_access = config.default_access;
+	cache->thread_refs = config.thread_refs && mrc_trefs_available();
 	cache->memlock_limit = memlock_limit(&config);
 	ret = start_monitor(cache);
 	if (!ret)
@@ -378,13 +455,19 @@ static uint64_t sum_live_hits(struct mrc_cache *cache)
 	return hits;
 }
 
-/* Regions still referenced, or dead and waiting for their last put. */
+/*
+ * Regions still referenced, or dead and waiting for their last put. With
+ * thread refs, after a fence, so a slot published before is seen.
+ */
 static size_t busy_regions(struct mrc_cache *cache)
 {
 	size_t idle = 0;
 
+	if (cache->thread_refs)
+		mrc_trefs_fence();
 	for (struct mrc_region *r = cache->lru_head; r; r = r->lru_next)
-		if (!(mrc_load_relaxed(&r->state) & MRC_REF_MASK))
+		if (!(mrc_load_relaxed(&r->state) & MRC_REF_MASK) &&
+		    !(cache->thread_refs && mrc_trefs_holds(r)))
 			idle++;
 	return cache->pool.in_use - idle;
 }
@@ -393,13 +476,15 @@ static void fill_stats(struct mrc_cache *cache, struct mrc_stats *s)
 {
 	*s = cache->count;
 	/*
-	 * Hits live in the regions' state words (a hit writes nothing
+	 * Hits live in the regions' state words and, for hits through
+	 * thread slots, in the threads' records (a hit writes nothing
 	 * shared); dead regions' hits were folded into count.hits. Dying
-	 * regions still referenced are not visited: their hits show up once
-	 * they are released.
+	 * regions still referenced are not visited: their state-word hits
+	 * show up once they are released.
 	 */
 	s->hits += sum_live_hits(cache) +
-		   (mrc_load_relaxed(&cache->hit_wraps) << 32);
+		   (mrc_load_relaxed(&cache->hit_wraps) << 32) +
+		   mrc_load_relaxed(&cache->tref_hits) + mrc_trefs_hits(cache);
 	snprintf(s->provider, sizeof(s->provider), "%s", cache->provider.name);
 	snprintf(s->monitor, sizeof(s->monitor), "%s",
 		 cache->monitor.ops->name);

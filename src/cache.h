@@ -17,6 +17,7 @@
 #include "platform.h"
 #include "region.h"
 #include "region_pool.h"
+#include "threadrefs/threadrefs.h"
 
 /*
  * Why a cache refuses calls. One word for both, so the calls that must
@@ -43,12 +44,16 @@ struct mrc_cache {
 	uint32_t monitor_seen;		/* *monitor.events at the last drain */
 	uint32_t default_access;
 	int closed;			/* enum mrc_closed: why calls fail */
+	uint32_t thread_refs;		/* hits may use per-thread slots */
 	struct mrc_region_pool pool;	/* .base is read by hint lookups */
 
 	/* Regions whose last reference went away after they died. */
 	struct mrc_region *deferred __attribute__((aligned(64)));
 	uint64_t hit_wraps;		/* region hit counters that wrapped */
+	uint64_t tref_hits;		/* slot hits folded by threads leaving */
 	uint32_t handoff;		/* orders puts against unlocks */
+	uint32_t released;		/* moved by releases of parked slots */
+	size_t parked_count;		/* regions on @parked (atomic reads) */
 
 	pthread_mutex_t lock __attribute__((aligned(64)));
 	struct mrc_provider provider;
@@ -62,6 +67,7 @@ struct mrc_cache {
 	 */
 	struct mrc_stats count;
 	struct mrc_region *lru_head;	/* least recently used first */
+	struct mrc_region *parked;	/* dead, no references, held in a slot */
 	struct mrc_region *lru_tail;
 	size_t lru_len;
 	struct mrc_monitor monitor;
@@ -72,6 +78,7 @@ struct mrc_cache {
 };
 
 void mrc_cache_release_dead(struct mrc_cache *cache, struct mrc_region *r);
+void mrc_cache_nudge(struct mrc_cache *cache);
 
 /* lru.c: the one place that evicts */
 void mrc_lru_add(struct mrc_cache *cache, struct mrc_region *r);

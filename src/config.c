@@ -160,6 +160,7 @@ static const struct mrc_env_setting env_settings[] = {
 	SETTING("MRCACHE_MONITOR", parse_monitor, monitor),
 	SETTING("MRCACHE_STATS", parse_bool, print_stats),
 	SETTING("MRCACHE_PROGRESS_THREAD", parse_bool, progress_thread),
+	SETTING("MRCACHE_THREAD_REFS", parse_bool, thread_refs),
 };
 
 static int store_setting(const struct mrc_env_setting *s, uint64_t value,

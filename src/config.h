@@ -17,6 +17,7 @@ struct mrc_config {
 	uint32_t monitor;	/* enum mrc_monitor_kind */
 	uint32_t print_stats;
 	uint32_t progress_thread;
+	uint32_t thread_refs;	/* hits through per-thread slots */
 };
 
 int mrc_config_load(const struct mrc_cache_attr *attr,

@@ -6,7 +6,9 @@
  * word: it finds a candidate through the hint table (or, failing that, a
  * walk of the interval tree with acquire loads), takes a reference with one
  * compare-and-swap (which also counts the hit), and re-checks the region it
- * got. What could make a lock-free answer wrong (a pending monitor event, a
+ * got. With thread refs (MRCACHE_THREAD_REFS, threadrefs/) the common hit
+ * writes nothing shared at all: it publishes the region in this thread's
+ * slot instead of taking the compare-and-swap reference. What could make a lock-free answer wrong (a pending monitor event, a
  * region waiting for deregistration, a fork) sends the call to the locked
  * slow path instead, or, for pending events of the kernel monitor, to a
  * check of the region's own watch generation.
@@ -294,6 +296,8 @@ static __attribute__((noinline)) int get_rest(struct mrc_cache *cache,
 {
 	struct mrc_region *r;
 
+	if (cache->thread_refs)
+		mrc_trefs_bind(cache);
 	switch (fast_path_state(cache)) {
 	case FAST_OPEN:
 		r = lookup_fast(cache, start, end, access);
@@ -344,6 +348,57 @@ static inline uint32_t hint_candidate(const struct mrc_cache *cache,
 	return ((uint32_t)(halves | halves >> 32) & MRC_HINT_INDEX_MASK) - 1;
 }
 
+/*
+ * A slot hit that failed its check: let go of the slot (nudging the lock
+ * holder if the region is dead and parked) and look properly.
+ */
+static __attribute__((noinline)) int unpublish_then_get(struct mrc_cache *cache,
+							 struct mrc_tref *t,
+							 struct mrc_region *r,
+							 uint64_t start, uint64_t end,
+							 uint32_t access,
+							 struct mrc_region **region)
+{
+	mrc_tref_release(t, mrc_tref_slot_of(r), r);
+	if (mrc_load_relaxed(&r->state) & MRC_DEAD)
+		mrc_cache_nudge(cache);
+	return get_rest(cache, start, end, access, region);
+}
+
+/*
+ * The hit through this thread's slot: publish, then check. The load of the
+ * state word after the slot store is what the reclaimer's fence orders
+ * (threadrefs.h); a region not DEAD now cannot be deregistered until the
+ * slot is released. Return SLOT_HIT, SLOT_TAKEN (the slot holds a region:
+ * the caller takes a compare-and-swap reference instead), or the result of
+ * the full lookup (0 or an error) when the region failed the check.
+ */
+enum { SLOT_HIT = 1, SLOT_TAKEN = 2 };
+
+static inline int slot_hit(struct mrc_cache *cache, struct mrc_tref *t,
+			   struct mrc_region *r, uint64_t start, uint64_t end,
+			   uint32_t access, struct mrc_region **region)
+{
+	unsigned int k = mrc_tref_slot_of(r);
+
+	if (mrc_unlikely(mrc_tref_slot_held(t->slot[k])))
+		return SLOT_TAKEN;
+	/*
+	 * A region already dead (a hint not yet replaced) is not published
+	 * at all: a publication the reclaimer might see would park it and
+	 * cost a nudge; only one racing the kill does.
+	 */
+	if (mrc_unlikely(mrc_load_relaxed(&r->state) & MRC_DEAD))
+		return get_rest(cache, start, end, access, region);
+	mrc_tref_publish(t, k, r);
+	if (mrc_unlikely((mrc_load_acquire(&r->state) & MRC_DEAD) ||
+			 !region_serves(r, start, end, access)))
+		return unpublish_then_get(cache, t, r, start, end, access, region);
+	mrc_tref_count_hit(t, r);
+	*region = r;
+	return SLOT_HIT;
+}
+
 /* The candidate did not serve after all: drop it and look properly. */
 static __attribute__((noinline)) int reject_then_get(struct mrc_cache *cache,
 						     struct mrc_region *r,
@@ -379,6 +434,7 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 {
 	uint64_t start = 0, end = 0, old;
 	struct mrc_region *r;
+	struct mrc_tref *t;
 	uint32_t index;
 	int ret;
 
@@ -398,12 +454,24 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 	if (mrc_unlikely(index >= mrc_region_pool_capacity(&cache->pool)))
 		return get_rest(cache, start, end, access, region);
 	r = mrc_region_at(&cache->pool, index);
+	t = mrc_tref_for(cache);
+	if (t) {
+		ret = slot_hit(cache, t, r, start, end, access, region);
+		if (mrc_likely(ret == SLOT_HIT))
+			goto hit;
+		if (ret != SLOT_TAKEN)
+			return ret;
+	} else if (mrc_unlikely(cache->thread_refs)) {
+		/* Not bound yet, or puts wait for this thread: get_rest() does both. */
+		return get_rest(cache, start, end, access, region);
+	}
 	if (mrc_unlikely(!mrc_region_try_ref(r, &old)))
 		return get_rest(cache, start, end, access, region);
 	if (mrc_unlikely(!region_serves(r, start, end, access)))
 		return reject_then_get(cache, r, start, end, access, region);
 	note_hit(cache, old);
 	*region = r;
+hit:
 	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
 		mrc_pfn_verify(cache, r);
 	return 0;
@@ -416,9 +484,61 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
  * another cache, or a region without references (a double put); -EPERM
  * in a forked child.
  */
+/*
+ * After a slot was released: puts other threads left for this one, and a
+ * nudge for the lock holder when the region died meanwhile (it is parked,
+ * or about to be, until its slot is released).
+ */
+static __attribute__((noinline)) int put_slot_tail(struct mrc_cache *cache,
+						    struct mrc_tref *t,
+						    struct mrc_region *region)
+{
+	if (mrc_load_relaxed(&region->state) & MRC_DEAD)
+		mrc_cache_nudge(cache);
+	if (mrc_load_relaxed(&t->requests))
+		mrc_trefs_serve_requests(t);
+	return 0;
+}
+
+/* Drop a compare-and-swap reference; 0 when the region has none. */
+static int put_counted(struct mrc_cache *cache, struct mrc_region *region)
+{
+	uint64_t v = mrc_load_relaxed(&region->state);
+
+	do {
+		if (mrc_unlikely(!(v & MRC_REF_MASK)))
+			return 0;
+	} while (!mrc_cas(&region->state, &v, v - 1));
+	release_if_last(cache, region, v - 1);
+	return 1;
+}
+
+/*
+ * A put with no compare-and-swap reference left: the reference is some
+ * thread's slot. References are interchangeable, and one can move from a
+ * slot to the count meanwhile (its holder got the region again and then
+ * put through the slot, or exited): a slot seen released was released
+ * after the count went up, so look at the count again before giving up.
+ */
+static __attribute__((noinline)) int put_unreferenced(struct mrc_cache *cache,
+						       struct mrc_region *region)
+{
+	while (cache->thread_refs) {
+		if (!mrc_trefs_put_remote(cache, region))
+			return 0;
+		if (!(mrc_load_acquire(&region->state) & MRC_REF_MASK))
+			break;
+		if (put_counted(cache, region))
+			return 0;
+	}
+	return mrc_error(EINVAL, "region %p holds no reference (put twice?)",
+			 (void *)region);
+}
+
 int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 {
-	uint64_t v;
+	struct mrc_tref *t = mrc_tref_self;
+	unsigned int k = mrc_tref_slot_of(region);
 
 	if (mrc_unlikely(!cache || !region))
 		return mrc_error(EINVAL, "%s is NULL", cache ? "region" : "cache");
@@ -427,12 +547,15 @@ int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 	if (mrc_unlikely(!mrc_region_pool_owns(&cache->pool, region)))
 		return mrc_error(EINVAL, "%p is not a region of this cache (%p); put each region to the cache that gave it",
 				 (void *)region, (void *)cache);
-	v = mrc_load_relaxed(&region->state);
-	do {
-		if (mrc_unlikely(!(v & MRC_REF_MASK)))
-			return mrc_error(EINVAL, "region %p holds no reference (put twice?)",
-					 (void *)region);
-	} while (!mrc_cas(&region->state, &v, v - 1));
-	release_if_last(cache, region, v - 1);
-	return 0;
+	if (t && t->slot[k] == (uintptr_t)region) {
+		mrc_tref_release(t, k, region);
+		/* After the release: ordered by the reclaimer's fence too. */
+		if (mrc_unlikely((mrc_load_relaxed(&region->state) & MRC_DEAD) ||
+				 mrc_load_relaxed(&t->requests)))
+			return put_slot_tail(cache, t, region);
+		return 0;
+	}
+	if (mrc_likely(put_counted(cache, region)))
+		return 0;
+	return put_unreferenced(cache, region);
 }

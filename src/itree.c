@@ -147,6 +147,31 @@ static void fixup_upward(struct mrc_itree *tree, node_t *node)
 	}
 }
 
+/*
+ * After an insert only: a new leaf raises max_end exactly along its
+ * ancestors whose max_end is below its end (one store each, no height
+ * work), and changes heights only up to the first ancestor whose height
+ * stays the same or that a rotation brings back to its old height. On a
+ * miss this halves the cost of the insert: regions registered in address
+ * order raise max_end along the whole right spine, but heights settle
+ * within a level or two.
+ */
+static void fixup_after_insert(struct mrc_itree *tree, node_t *leaf)
+{
+	for (node_t *n = leaf->parent; n && n->max_end < leaf->end; n = n->parent)
+		itree_store_val(n->max_end, leaf->end);
+	for (node_t *n = leaf->parent; n;) {
+		int32_t old_height = n->height;
+		node_t *top;
+
+		update_summary(n);
+		top = rebalance(tree, n);
+		if (top->height == old_height)
+			break;
+		n = top->parent;
+	}
+}
+
 static node_t *leftmost(node_t *node)
 {
 	while (node->left)
@@ -208,7 +233,7 @@ void mrc_itree_insert(struct mrc_itree *tree, struct mrc_itree_node *node)
 	node->parent = parent;
 	__atomic_store_n(link, node, __ATOMIC_RELEASE);
 	tree->count++;
-	fixup_upward(tree, parent);
+	fixup_after_insert(tree, node);
 }
 
 /* Remove @node, which has at most one child; returns where fixing starts. */

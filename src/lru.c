@@ -8,13 +8,16 @@
  * region's state word, which it writes anyway. When eviction scans from the
  * head, a region hit since it was queued is requeued at the tail instead of
  * evicted: a second chance, so the hot path never touches the list and the
- * order approximates least-recently-used.
+ * order approximates least-recently-used. Hits through thread slots
+ * (threadrefs/) write no region: eviction first reads the threads' logs
+ * of recent hits and marks those regions RECENT, which counts the same.
  */
 #include "cache.h"
 
 void mrc_lru_add(struct mrc_cache *cache, struct mrc_region *r)
 {
 	r->lru_hits = mrc_region_hits(r);
+	r->flags &= ~MRC_REGION_RECENT;
 	r->lru_next = NULL;
 	r->lru_prev = cache->lru_tail;
 	if (cache->lru_tail)
@@ -47,10 +50,17 @@ static void requeue(struct mrc_cache *cache, struct mrc_region *r)
 	mrc_lru_add(cache, r);
 }
 
-static int idle(const struct mrc_region *r)
+/* A slot may take it right after: then the drain parks it (cache.c). */
+static int idle(const struct mrc_cache *cache, const struct mrc_region *r)
 {
 	return !(mrc_load_relaxed(&r->state) & MRC_REF_MASK) &&
-	       !(r->flags & MRC_REGION_MERGING);
+	       !(r->flags & MRC_REGION_MERGING) &&
+	       !(cache->thread_refs && mrc_trefs_holds(r));
+}
+
+static int hit_since_queued(const struct mrc_region *r)
+{
+	return mrc_region_hits(r) != r->lru_hits || (r->flags & MRC_REGION_RECENT);
 }
 
 /* The least recently used region without references, or NULL. */
@@ -63,9 +73,9 @@ static struct mrc_region *pick_idle(struct mrc_cache *cache)
 	while (r && budget--) {
 		struct mrc_region *next = r->lru_next;
 
-		if (mrc_region_hits(r) != r->lru_hits)
+		if (hit_since_queued(r))
 			requeue(cache, r);
-		else if (idle(r))
+		else if (idle(cache, r))
 			return r;
 		r = next;
 		if (!r && budget)
@@ -93,6 +103,8 @@ uint64_t mrc_evict_idle(struct mrc_cache *cache, mrc_evict_enough_fn enough,
 	uint64_t freed = 0;
 	struct mrc_region *victim;
 
+	if (cache->thread_refs && !enough(cache, 0, arg))
+		mrc_trefs_harvest(cache);
 	while (!enough(cache, freed, arg) && (victim = pick_idle(cache))) {
 		freed += victim->node.end - victim->node.start;
 		mrc_region_kill(cache, victim);

@@ -33,6 +33,7 @@ enum mrc_region_flags {
 	MRC_REGION_IN_LRU = 1u << 1,
 	MRC_REGION_WATCHED = 1u << 2,
 	MRC_REGION_MERGING = 1u << 3,	/* being folded into a new region */
+	MRC_REGION_RECENT = 1u << 4,	/* a thread hit it since it was queued */
 };
 
 struct mrc_region {

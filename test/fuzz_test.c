@@ -199,6 +199,20 @@ static uint64_t visible_hits(void)
 	return fz.want.hits - hidden;
 }
 
+/*
+ * With thread refs (MRCACHE_THREAD_REFS=1) a hit through a slot is counted
+ * in the thread's record at once, so a dead referenced region's hits may
+ * already show: the count lies between the visible hits and all of them.
+ */
+static int hits_match(uint64_t got, uint64_t visible)
+{
+	const char *env = getenv("MRCACHE_THREAD_REFS");
+
+	if (env && strcmp(env, "0"))
+		return got >= visible && got <= fz.want.hits;
+	return got == visible;
+}
+
 static void check_stats(void)
 {
 	const struct counts *w = &fz.want;
@@ -213,7 +227,7 @@ static void check_stats(void)
 	      s.bytes_pinned, fz.fake.live_bytes);
 	CHECK(s.dereg_calls == fz.fake.deregs, "stats.dereg_calls %" PRIu64 ", provider %zu",
 	      s.dereg_calls, fz.fake.deregs);
-	CHECK(s.hits == hits && s.misses == w->misses,
+	CHECK(hits_match(s.hits, hits) && s.misses == w->misses,
 	      "hits/misses %" PRIu64 "/%" PRIu64 ", model %" PRIu64 "/%" PRIu64,
 	      s.hits, s.misses, hits, w->misses);
 	CHECK(s.invalidations == w->invalidations && s.evictions == w->evictions,

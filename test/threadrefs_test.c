@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Thread refs (MRCACHE_THREAD_REFS=1) under fire: reader threads publish,
+ * validate and use regions while killer threads invalidate the same pages
+ * over and over, so regions die, are parked or deregistered, and their
+ * pool slots are reused for the next registration of the page.
+ *
+ * The provider is this file's own: lock-free liveness flags the readers
+ * check while they hold a region (a registration deregistered under a user
+ * is the bug), and a deregistration that leaves a page without any live
+ * registration replaces the page's memory (fresh frames) right there,
+ * under the cache lock, as an application may once nothing is registered;
+ * paranoid mode (check_pfn) compares frames on every hit on top.
+ *
+ * Readers hold up to three regions at once (slot collisions fall back to
+ * the compare-and-swap reference), hand some to a putter thread (puts
+ * from another thread), and exit holding one (put by the main thread
+ * after the join).
+ *
+ * A second case runs the protocol's core as a litmus test (below).
+ *
+ * MRCACHE_TEST_SKIP_MEMBARRIER=1 removes the reclaimer's membarrier: the
+ * litmus case then fails (test/threadrefs_nofence.sh measures how often).
+ * MRCACHE_TREFS_SECONDS sets the first case's run time (default 2),
+ * MRCACHE_TREFS_ROUNDS the litmus rounds (default 20,000).
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "mrcache.h"
+
+#define PAGES		4
+#ifndef READERS
+#define READERS		3
+#endif
+#define KILLERS		1
+#define HELD_MAX	3
+#define MAX_REGS	(1u << 24)
+
+static atomic_uchar *live;		/* per handle - 1 */
+static unsigned char *reg_page;		/* per handle - 1 */
+static atomic_uint nregs;
+static atomic_uint page_live[PAGES];
+static atomic_ulong violations, double_deregs, hits, remote_puts, call_errors;
+
+/* check's assertions write to a pipe each time: hot loops count instead. */
+#define CHECK_OK(call)							\
+	do {								\
+		if ((call) != 0 && atomic_fetch_add(&call_errors, 1) == 0) \
+			fprintf(stderr, "%s failed: %s\n", #call, mrc_last_error()); \
+	} while (0)
+static char *arena;
+static size_t page;
+static struct mrc_cache *cache;
+static atomic_int stop, readers_done;
+static _Atomic(struct mrc_region *) mailbox;
+
+static unsigned int page_of(const void *addr)
+{
+	return (unsigned int)(((const char *)addr - arena) / page);
+}
+
+static int t_reg(void *ctx, void *addr, size_t len, uint32_t access,
+		 void **handle)
+{
+	unsigned int h = atomic_fetch_add(&nregs, 1);
+
+	(void)ctx, (void)len, (void)access;
+	if (h >= MAX_REGS)
+		return -ENOMEM;
+	reg_page[h] = (unsigned char)page_of(addr);
+	atomic_store(&live[h], 1);
+	atomic_fetch_add(&page_live[reg_page[h]], 1);
+	*handle = (void *)(uintptr_t)(h + 1);
+	return 0;
+}
+
+/* New frames for a page nothing is registered over any more. */
+static void replace_page(unsigned int p)
+{
+	char *at = arena + (size_t)p * page;
+
+	if (mmap(at, page, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != at)
+		abort();
+	at[0] = (char)p;
+}
+
+/* Under the cache lock, as every registration: page_live is exact. */
+static int t_dereg(void *ctx, void *handle)
+{
+	unsigned int h = (unsigned int)((uintptr_t)handle - 1);
+
+	(void)ctx;
+	if (!atomic_exchange(&live[h], 0)) {
+		atomic_fetch_add(&double_deregs, 1);
+		return 0;
+	}
+	if (atomic_fetch_sub(&page_live[reg_page[h]], 1) == 1)
+		replace_page(reg_page[h]);
+	return 0;
+}
+
+static uint64_t next_random(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+struct held {
+	struct mrc_region *region;
+	void *handle;		/* as it was when the get returned */
+	char *addr;
+};
+
+/*
+ * Use a held region: it must still be the registration the get returned
+ * (a region deregistered and reused for the next registration of the page
+ * shows as another handle) and that registration must still be live.
+ */
+static void use(const struct held *h)
+{
+	if (mrc_region_handle(h->region) != h->handle ||
+	    mrc_region_addr(h->region) != h->addr ||
+	    !atomic_load(&live[(uintptr_t)h->handle - 1]))
+		atomic_fetch_add(&violations, 1);
+	((volatile char *)h->addr)[1];
+}
+
+static void release(struct held *h, uint64_t *rnd)
+{
+	struct mrc_region *expected = NULL;
+
+	use(h);
+	if (next_random(rnd) % 16 == 0 &&
+	    atomic_compare_exchange_strong(&mailbox, &expected, h->region)) {
+		h->region = NULL;
+		return;		/* the putter puts it */
+	}
+	CHECK_OK(mrc_put(cache, h->region));
+	h->region = NULL;
+}
+
+static void take(struct held *h, uint64_t *rnd)
+{
+	h->addr = arena + (next_random(rnd) % PAGES) * page;
+	CHECK_OK(mrc_get(cache, h->addr, page, 1, &h->region));
+	h->handle = mrc_region_handle(h->region);
+	use(h);
+}
+
+static void *reader(void *arg)
+{
+	uint64_t rnd = 0x9e3779b97f4a7c15ull * ((uintptr_t)arg + 1);
+	struct held held[HELD_MAX] = { 0 }, *last;
+	unsigned long n = 0;
+
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		struct held *h = &held[next_random(&rnd) % HELD_MAX];
+
+		if (h->region) {
+			release(h, &rnd);
+		} else {
+			take(h, &rnd);
+			n++;
+		}
+	}
+	atomic_fetch_add(&hits, n);
+	for (int i = 1; i < HELD_MAX; i++)
+		if (held[i].region)
+			release(&held[i], &rnd);
+	if (!held[0].region)
+		return NULL;
+	last = malloc(sizeof(*last));
+	ck_assert_ptr_nonnull(last);
+	*last = held[0];
+	return last;		/* exits holding it: main puts it */
+}
+
+static void *killer(void *arg)
+{
+	uint64_t rnd = 0x2545f4914f6cdd1dull * ((uintptr_t)arg + 1);
+
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		unsigned int p = (unsigned int)(next_random(&rnd) % PAGES);
+
+		CHECK_OK(mrc_invalidate(cache, arena + p * page, page));
+	}
+	return NULL;
+}
+
+static void *putter(void *arg)
+{
+	(void)arg;
+	/* Readers' last releases may still post: stop after they are gone. */
+	while (!atomic_load(&readers_done) || atomic_load(&mailbox)) {
+		struct mrc_region *r = atomic_exchange(&mailbox, NULL);
+
+		if (!r) {
+			sched_yield();
+			continue;
+		}
+		CHECK_OK(mrc_put(cache, r));
+		atomic_fetch_add(&remote_puts, 1);
+	}
+	return NULL;
+}
+
+static unsigned long litmus_rounds(void)
+{
+	const char *env = getenv("MRCACHE_TREFS_ROUNDS");
+
+	return env ? strtoul(env, NULL, 0) : 20000;
+}
+
+static double run_seconds(void)
+{
+	const char *env = getenv("MRCACHE_TREFS_SECONDS");
+
+	return env ? atof(env) : 2.0;
+}
+
+static void run_threads(void)
+{
+	pthread_t r[READERS], k[KILLERS], p;
+	struct timespec ts = { 0 };
+	double secs = run_seconds();
+
+	atomic_store(&stop, 0);
+	atomic_store(&readers_done, 0);
+	for (long i = 0; i < READERS; i++)
+		ck_assert_int_eq(pthread_create(&r[i], NULL, reader, (void *)i), 0);
+	for (long i = 0; i < KILLERS; i++)
+		ck_assert_int_eq(pthread_create(&k[i], NULL, killer, (void *)i), 0);
+	ck_assert_int_eq(pthread_create(&p, NULL, putter, NULL), 0);
+	ts.tv_sec = (time_t)secs;
+	ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
+	nanosleep(&ts, NULL);
+	atomic_store(&stop, 1);
+	for (int i = 0; i < READERS; i++) {
+		struct held *held;
+
+		pthread_join(r[i], (void **)&held);
+		if (held) {
+			use(held);	/* its thread is gone: still registered */
+			ck_assert_int_eq(mrc_put(cache, held->region), 0);
+			free(held);
+		}
+	}
+	for (int i = 0; i < KILLERS; i++)
+		pthread_join(k[i], NULL);
+	atomic_store(&readers_done, 1);
+	pthread_join(p, NULL);
+}
+
+START_TEST(slots_never_hold_a_deregistered_region)
+{
+	struct mrc_provider prov = {
+		.name = "threadrefs_test", .reg = t_reg, .dereg = t_dereg,
+	};
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_MONITOR | MRC_ATTR_MERGE | MRC_ATTR_CHECK_PFN,
+		.monitor = MRC_MONITOR_MANUAL, .merge = MRC_MERGE_NONE,
+		.check_pfn = 1,
+	};
+	struct mrc_stats s;
+	unsigned int leaked = 0;
+
+	ck_assert_int_eq(mrc_cache_create(&prov, &attr, &cache), 0);
+	run_threads();
+	ck_assert_int_eq(mrc_cache_stats(cache, &s), 0);
+	fprintf(stderr, "threadrefs: %lu gets (%lu hits counted), %lu misses, %lu invalidations, %lu remote puts, %u registrations, %lu used after deregistration\n",
+		(unsigned long)atomic_load(&hits), (unsigned long)s.hits,
+		(unsigned long)s.misses, (unsigned long)s.invalidations,
+		(unsigned long)atomic_load(&remote_puts), atomic_load(&nregs),
+		(unsigned long)atomic_load(&violations));
+	ck_assert_uint_eq(atomic_load(&call_errors), 0);
+	ck_assert_msg(atomic_load(&violations) == 0,
+		      "%lu times a thread used a region after its registration was deregistered",
+		      (unsigned long)atomic_load(&violations));
+	ck_assert_uint_eq(s.hits + s.misses, atomic_load(&hits));
+	ck_assert_uint_eq(atomic_load(&double_deregs), 0);
+	ck_assert_uint_gt(s.invalidations, 0);
+	ck_assert_uint_gt(atomic_load(&remote_puts), 0);
+	ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	for (unsigned int h = 0; h < atomic_load(&nregs); h++)
+		leaked += atomic_load(&live[h]);
+	ck_assert_msg(!leaked, "%u registrations leaked", leaked);
+}
+END_TEST
+
+/*
+ * The protocol's core as a litmus test, round after round: a reader
+ * publishes a live region in its slot and loads its state word; at the
+ * same moment the killer marks it DEAD, runs the reclaimer's fence and
+ * scans the slots (the library's own functions, this binary is built from
+ * the library's sources). The outcome the protocol forbids: the reader saw
+ * the region live AND the scan did not see it held, i.e. a deregistration
+ * under a user. It is the store-buffering pattern: without the membarrier
+ * (MRCACHE_TEST_SKIP_MEMBARRIER=1) x86 allows it, and the case fails.
+ */
+struct litmus {
+	struct mrc_region *r;
+	atomic_ulong round, published, scanned, done;
+	atomic_int validated;
+	unsigned long rounds;
+};
+
+/* Spin, but give the CPU up now and then: the machine may have 2 cores. */
+static void spin_until(atomic_ulong *w, unsigned long v)
+{
+	for (unsigned int i = 1; atomic_load_explicit(w, memory_order_acquire) != v; i++)
+		if (!(i % 256))
+			sched_yield();
+}
+
+static void *litmus_reader(void *arg)
+{
+	struct litmus *l = arg;
+	unsigned int k = mrc_tref_slot_of(l->r);
+	struct mrc_tref *t;
+
+	mrc_trefs_bind(cache);
+	t = mrc_tref_self;
+	ck_assert_ptr_nonnull(t);
+	for (unsigned long n = 1; n <= l->rounds; n++) {
+		spin_until(&l->round, n);
+		mrc_tref_publish(t, k, l->r);
+		atomic_store_explicit(&l->validated,
+				      !(mrc_load_acquire(&l->r->state) & MRC_DEAD),
+				      memory_order_relaxed);
+		spin_until(&l->scanned, n);
+		mrc_store_release(&t->slot[k], 0);
+		atomic_store_explicit(&l->done, n, memory_order_release);
+	}
+	return NULL;
+}
+
+/* A few pause loops, so the two sides meet at every offset of the window. */
+static void skew(uint64_t *rnd)
+{
+	for (uint64_t i = next_random(rnd) % 48; i; i--)
+		__builtin_ia32_pause();
+}
+
+START_TEST(fence_orders_publication_against_the_scan)
+{
+	struct mrc_provider prov = {
+		.name = "threadrefs_test", .reg = t_reg, .dereg = t_dereg,
+	};
+	struct litmus l = { .rounds = litmus_rounds() };
+	unsigned long bad = 0;
+	uint64_t rnd = 88172645463325252ull;
+	pthread_t reader_thread;
+
+	ck_assert_int_eq(mrc_cache_create(&prov, NULL, &cache), 0);
+	ck_assert_msg(cache->thread_refs, "thread refs unavailable (membarrier?)");
+	l.r = aligned_alloc(64, 128);	/* a multiple of the alignment */
+	ck_assert_ptr_nonnull(l.r);
+	memset(l.r, 0, sizeof(*l.r));
+	ck_assert_int_eq(pthread_create(&reader_thread, NULL, litmus_reader, &l), 0);
+	for (unsigned long n = 1; n <= l.rounds; n++) {
+		mrc_store_relaxed(&l.r->state, 1);	/* live, one reference */
+		atomic_store_explicit(&l.round, n, memory_order_release);
+		skew(&rnd);
+		mrc_fetch_or(&l.r->state, MRC_DEAD);
+		mrc_trefs_fence();
+		l.published = mrc_trefs_holds(l.r);
+		atomic_store_explicit(&l.scanned, n, memory_order_release);
+		spin_until(&l.done, n);
+		bad += atomic_load_explicit(&l.validated, memory_order_relaxed) &&
+		       !l.published;
+	}
+	pthread_join(reader_thread, NULL);
+	fprintf(stderr, "threadrefs litmus: %lu rounds, %lu where the hit saw the region live and the scan missed its slot\n",
+		l.rounds, bad);
+	free(l.r);
+	ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	ck_assert_msg(bad == 0, "%lu of %lu rounds: a hit validated a region the reclaimer would deregister",
+		      bad, l.rounds);
+}
+END_TEST
+
+int main(void)
+{
+	SRunner *sr;
+	Suite *s;
+	TCase *tc;
+	int failed;
+
+	/* The protocol under test; the environment may add the test switch. */
+	setenv("MRCACHE_THREAD_REFS", "1", 1);
+	page = (size_t)sysconf(_SC_PAGESIZE);
+	arena = mmap(NULL, PAGES * page, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	live = calloc(MAX_REGS, sizeof(*live));
+	reg_page = calloc(MAX_REGS, 1);
+	if (arena == MAP_FAILED || !live || !reg_page)
+		return 1;
+	/* Present pages: paranoid mode reads absent ones as frame 0 and gives up. */
+	memset(arena, 1, PAGES * page);
+	s = suite_create("threadrefs");
+	tc = tcase_create("threadrefs");
+	tcase_set_timeout(tc, 60 + run_seconds() * 2);
+	tcase_add_test(tc, fence_orders_publication_against_the_scan);
+	tcase_add_test(tc, slots_never_hold_a_deregistered_region);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
