@@ -260,17 +260,25 @@ static int sc_malloc_trim(void)
 	return served_again(inner, len / 2, h);
 }
 
-static int sc_shmdt(void)
+/* A System V segment of @pages, attached; it goes with the last detach. */
+static char *shm_pages(size_t pages)
 {
-	int id = shmget(IPC_PRIVATE, 4 * page, IPC_CREAT | 0600);
-	char *p, *q;
-	void *h;
+	int id = shmget(IPC_PRIVATE, pages * page, IPC_CREAT | 0600);
+	char *p;
 
 	ck_assert_int_ge(id, 0);
 	p = shmat(id, NULL, 0);
 	ck_assert_ptr_ne(p, (void *)-1);
-	shmctl(id, IPC_RMID, NULL);	/* goes with the last detach */
-	memset(p, 1, 4 * page);
+	shmctl(id, IPC_RMID, NULL);
+	memset(p, 1, pages * page);
+	return p;
+}
+
+static int sc_shmdt(void)
+{
+	char *p = shm_pages(4), *q;
+	void *h;
+
 	h = cached(p, 4 * page);
 	ck_assert_int_eq(shmdt(p), 0);
 	q = map_at(p, 4, MAP_FIXED_NOREPLACE);
@@ -309,6 +317,14 @@ static int skipped(const struct scenario *s)
 		return 1;
 	}
 	return 0;
+}
+
+/* @s, under a monitor that must see it: nothing stale is served. */
+static void check_dropped(const struct scenario *s, const char *monitor)
+{
+	ck_assert_msg(!s->run(), "%s: stale registration served after %s",
+		      monitor, s->name);
+	ck_assert_uint_ge(cache_stats_ok(cache).invalidations, 1);
 }
 
 static long iters(void)
@@ -536,6 +552,39 @@ static void check_overflow(int watched)
 	ck_assert(!served_again(a, 4 * page, ha));
 	/* b was never touched: it went with the overflow. */
 	ck_assert(!served_again(b, 4 * page, hb));
+}
+
+/* The hard cases every user-space monitor must pass, as Check tests. */
+START_TEST(change_under_cache_lock)
+{
+	check_dereg_unmaps();
+}
+END_TEST
+
+START_TEST(registration_races_munmap)
+{
+	race(unmap_remap, 4, iters());
+}
+END_TEST
+
+START_TEST(many_threads)
+{
+	run_changers();
+}
+END_TEST
+
+START_TEST(signal_handler)
+{
+	run_signal_rounds();
+}
+END_TEST
+
+static void add_shared_cases(TCase *tc)
+{
+	tcase_add_test(tc, change_under_cache_lock);
+	tcase_add_test(tc, registration_races_munmap);
+	tcase_add_test(tc, many_threads);
+	tcase_add_test(tc, signal_handler);
 }
 
 #endif

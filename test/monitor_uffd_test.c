@@ -46,9 +46,7 @@ START_TEST(uffd_drop_stale)
 			s->name);
 		return;
 	}
-	ck_assert_msg(!s->run(), "uffd: stale registration served after %s",
-		      s->name);
-	ck_assert_uint_ge(cache_stats_ok(cache).invalidations, 1);
+	check_dropped(s, "uffd");
 }
 END_TEST
 
@@ -58,14 +56,9 @@ END_TEST
  */
 START_TEST(sysv_shm_refused)
 {
-	int id = shmget(IPC_PRIVATE, 4 * page, IPC_CREAT | 0600);
+	char *p = shm_pages(4);
 	struct mrc_region *r;
-	char *p;
 
-	ck_assert_int_ge(id, 0);
-	p = shmat(id, NULL, 0);
-	ck_assert_ptr_ne(p, (void *)-1);
-	shmctl(id, IPC_RMID, NULL);
 	ck_assert_int_eq(mrc_get(cache, p, 4 * page, 1, &r), -EOPNOTSUPP);
 	ck_assert_ptr_nonnull(strstr(mrc_last_error(), "userfaultfd cannot watch"));
 	ck_assert_uint_eq(fake.live, 0);
@@ -122,30 +115,6 @@ START_TEST(fault_after_dontneed)
 	close(fds[0]);
 	close(fds[1]);
 	munmap(p, PAGES * page);
-}
-END_TEST
-
-START_TEST(change_under_cache_lock)
-{
-	check_dereg_unmaps();
-}
-END_TEST
-
-START_TEST(registration_races_munmap)
-{
-	race(unmap_remap, 4, iters());
-}
-END_TEST
-
-START_TEST(many_threads)
-{
-	run_changers();
-}
-END_TEST
-
-START_TEST(signal_handler)
-{
-	run_signal_rounds();
 }
 END_TEST
 
@@ -392,10 +361,7 @@ static Suite *uffd_suite(void)
 	tcase_add_checked_fixture(hard, setup_uffd, teardown);
 	tcase_set_timeout(hard, 120);
 	tcase_add_test(hard, fault_after_dontneed);
-	tcase_add_test(hard, change_under_cache_lock);
-	tcase_add_test(hard, registration_races_munmap);
-	tcase_add_test(hard, many_threads);
-	tcase_add_test(hard, signal_handler);
+	add_shared_cases(hard);
 	tcase_add_test(hard, record_overflow);
 	tcase_add_test(hard, two_caches_one_buffer);
 	tcase_add_test(hard, fork_child_and_parent);
