@@ -2,8 +2,9 @@
 /*
  * The record of changed ranges: a ring with one producer (the userfaultfd
  * reader) that never waits for its readers. It overwrites the oldest
- * slot; a reader detects that after reading a slot, as a seqlock does,
- * and then treats everything as changed (the kernel monitor's overflow
+ * slot; a reader detects that after reading a slot (the slot is claimed
+ * before it is rewritten, as a seqlock's writer does), and then treats
+ * everything as changed (the kernel monitor's overflow
  * rule). 4096 ranges are 64 KiB: a cache lapped by that many changes
  * between two of its calls was idle, and dropping everything costs it
  * re-registrations, never a wrong answer.
@@ -32,13 +33,12 @@ void mrc_uffd_ranges_push(uint64_t start, uint64_t end)
 
 	mrc_store_relaxed(&claimed, pos + 1);
 	/*
-	 * The claim before the slot's new contents: pairs with the acquire
-	 * fence in slot_intact(), so a reader that saw any of them sees the
-	 * claim too.
+	 * Release: the claim before each new word of the slot. Pairs with
+	 * the load-acquires in slot_intact(), so a reader that saw either
+	 * new word sees the claim too.
 	 */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	mrc_store_relaxed(&s->start, start);
-	mrc_store_relaxed(&s->end, end);
+	mrc_store_release(&s->start, start);
+	mrc_store_release(&s->end, end);
 	/* Pairs with the load-acquire in mrc_uffd_ranges_end(). */
 	mrc_store_release(&head, pos + 1);
 }
@@ -53,9 +53,9 @@ static int slot_intact(uint64_t pos, struct range *r)
 {
 	const struct range *s = &slots[pos & RANGES_MASK];
 
-	r->start = mrc_load_relaxed(&s->start);
-	r->end = mrc_load_relaxed(&s->end);
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	/* Acquire: the load of the claim below comes after both. */
+	r->start = mrc_load_acquire(&s->start);
+	r->end = mrc_load_acquire(&s->end);
 	/* The write of pos + RANGES claims first: claimed > pos + RANGES. */
 	return mrc_load_relaxed(&claimed) - pos <= RANGES;
 }
