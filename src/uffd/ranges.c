@@ -4,10 +4,10 @@
  * reader) that never waits for its readers. It overwrites the oldest
  * slot; a reader detects that after reading a slot (the slot is claimed
  * before it is rewritten, as a seqlock's writer does), and then treats
- * everything as changed (the kernel monitor's overflow
- * rule). 4096 ranges are 64 KiB: a cache lapped by that many changes
- * between two of its calls was idle, and dropping everything costs it
- * re-registrations, never a wrong answer.
+ * everything as changed (the kernel monitor's overflow rule). 4096
+ * ranges are 64 KiB: a cache lapped by that many changes between two of
+ * its calls was idle, and dropping everything costs it re-registrations,
+ * never a wrong answer.
  */
 #include "atomics.h"
 #include "uffd/ranges.h"
