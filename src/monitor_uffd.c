@@ -13,10 +13,12 @@
  * naming the monitors that can: a range is never cached unwatched.
  * watch_raced() says whether a range recorded since watch() overlaps.
  *
- * What it cannot see (doc/mrcache.3, "MONITORS"): shmdt (the kernel
- * reports no event for it), and what the kernel does by itself
- * (migration, reclaim, compaction). Unmapping is reported after the
- * pages went, before munmap returns.
+ * What it cannot see (doc/mrcache.3, "MONITORS"): what the kernel does
+ * by itself (migration, reclaim, compaction), and a registration racing
+ * madvise in another thread (reported before the pages go, nothing
+ * after). It refuses System V shared memory (not registrable, and shmdt
+ * sends no event). Unmapping is reported after the pages went, before
+ * munmap returns.
  */
 #include <errno.h>
 #include <stdlib.h>
