@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * What the user-space monitors' tests share (monitor_hooks_test,
- * monitor_uffd_test): a cache over the fake provider, the table of
+ * The change table and hard cases of monitor_uffd_test, taken from
+ * monitor_hooks_test (which still has its own copy, since grown with
+ * dlopen'ed callers; to be shared again): a cache over the fake provider, the table of
  * address-space changes under a cached registration (each returns 1 when
  * the stale registration was served again), and the hard cases: a change
  * made under the cache lock, registrations racing a change, many threads,
