@@ -859,11 +859,14 @@ static void uffd_refuses(const struct scenario *sc)
 {
 	struct buffer b = { .memfd = -1, .len = NPAGES * page };
 	struct mrc_region *r;
+	uint64_t regions;
 
 	make_cache(MRC_MONITOR_UFFD, 0);
 	sc->prepare(&b);
+	/* prepare() may cache a neighbour of the segment. */
+	regions = stats().regions;
 	ck_assert_int_eq(mrc_get(cache, b.p, b.len, 0, &r), -EOPNOTSUPP);
-	ck_assert_uint_eq(stats().regions, 0);
+	ck_assert_uint_eq(stats().regions, regions);
 	fprintf(stderr, "%s: uffd: refused, as documented: %s\n", sc->name,
 		mrc_last_error());
 	sc->release(&b);
