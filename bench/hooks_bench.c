@@ -15,12 +15,23 @@
  *            VM_UNMAPPED handler (UCX dlopen'ed, as in hooks_ucx_test)
  *   both     UCX first, then mrcache
  *   idle     mrcache's hooks installed, last cache destroyed
+ *   uffd-same   a cache with MRCACHE_MONITOR=uffd, its reader thread on
+ *               the benchmark's core
+ *   uffd-other  the same, the reader on another core
  *
- * Usage: hooks_bench MODE [runs] ; prints median, min and max of the
- * runs for each measure (ns per call).
+ * Every mode runs on core 0. Modes with a cache also time munmap() of
+ * ranges the cache registered just before ("cached"): the hooks record
+ * every munmap alike, the userfaultfd monitor hears only of registered
+ * ranges, and then the munmapping thread waits for its reader.
+ *
+ * Usage: hooks_bench MODE [runs [munmap]] ; prints median, min and max
+ * of the runs for each measure (ns per call). "munmap" leaves out the
+ * malloc loop (minutes under TCG).
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <malloc.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,17 +69,19 @@ static int dereg(void *ctx, void *h)
 	return 0;
 }
 
-static int start_mrcache(void)
+static int start_mrcache(uint32_t monitor)
 {
 	struct mrc_provider prov = { "bench", reg, dereg, NULL };
 	struct mrc_cache_attr attr = {
-		.comp_mask = MRC_ATTR_MONITOR, .monitor = MRC_MONITOR_HOOKS,
+		.comp_mask = MRC_ATTR_MONITOR, .monitor = monitor,
 	};
-	static char buf[1 << 16];
+	/* Anonymous: the userfaultfd monitor refuses .bss (file-backed in part). */
+	char *buf = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct mrc_region *r;
 
-	if (mrc_cache_create(&prov, &attr, &cache) ||
-	    mrc_get(cache, buf, sizeof(buf), 1, &r)) {
+	if (buf == MAP_FAILED || mrc_cache_create(&prov, &attr, &cache) ||
+	    mrc_get(cache, buf, 1 << 16, 1, &r)) {
 		fprintf(stderr, "mrcache: %s\n", mrc_last_error());
 		return -1;
 	}
@@ -113,8 +126,72 @@ static int start_ucx(void)
 	return 0;
 }
 
-/* ns per munmap() of @pages touched pages, over @n calls. */
-static double time_munmap(size_t pages, int n)
+static int pin(pid_t tid, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(tid, sizeof(set), &set)) {
+		perror("sched_setaffinity");
+		return -1;
+	}
+	return 0;
+}
+
+/* The userfaultfd reader's thread id, by its name; 0 if none. */
+static pid_t uffd_reader(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	pid_t tid = 0;
+
+	while (d && !tid && (e = readdir(d))) {
+		char path[320], comm[32] = "";
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(comm, sizeof(comm), f) && !strncmp(comm, "mrc-uffd", 8))
+			tid = atoi(e->d_name);
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return tid;
+}
+
+static int start_uffd(int reader_cpu)
+{
+	pid_t tid;
+
+	if (start_mrcache(MRC_MONITOR_UFFD))
+		return -1;
+	tid = uffd_reader();
+	if (!tid) {
+		fprintf(stderr, "no mrc-uffd thread\n");
+		return -1;
+	}
+	return pin(tid, reader_cpu);
+}
+
+/* Register [p, p + len) in the cache and leave it cached, idle. */
+static void cache_range(char *p, size_t len)
+{
+	struct mrc_region *r;
+
+	if (mrc_get(cache, p, len, 1, &r) || mrc_put(cache, r)) {
+		fprintf(stderr, "mrcache: %s\n", mrc_last_error());
+		exit(1);
+	}
+}
+
+/*
+ * ns per munmap() of @pages touched pages, over @n calls; @cached: each
+ * range is registered in the cache first.
+ */
+static double time_munmap(size_t pages, int n, int cached)
 {
 	char **p = calloc((size_t)n, sizeof(*p));
 	uint64_t t0;
@@ -124,12 +201,17 @@ static double time_munmap(size_t pages, int n)
 			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		for (size_t j = 0; j < pages; j++)
 			p[i][j * page] = 1;
+		if (cached)
+			cache_range(p[i], pages * page);
 	}
 	t0 = now_ns();
 	for (int i = 0; i < n; i++)
 		munmap(p[i], pages * page);
 	t0 = now_ns() - t0;
 	free(p);
+	/* Drain what the munmaps reported before the next round. */
+	if (cached)
+		mrc_cache_progress(cache);
 	return (double)t0 / n;
 }
 
@@ -177,19 +259,23 @@ static int start(const char *mode)
 	if (!strcmp(mode, "raw"))
 		return 0;
 	if (!strcmp(mode, "mrcache"))
-		return start_mrcache();
+		return start_mrcache(MRC_MONITOR_HOOKS);
 	if (!strcmp(mode, "ucx"))
 		return start_ucx();
 	if (!strcmp(mode, "both"))
-		return start_ucx() || start_mrcache();
+		return start_ucx() || start_mrcache(MRC_MONITOR_HOOKS);
+	if (!strcmp(mode, "uffd-same"))
+		return start_uffd(0);
+	if (!strcmp(mode, "uffd-other"))
+		return start_uffd(1);
 	if (!strcmp(mode, "idle")) {
-		if (start_mrcache())
+		if (start_mrcache(MRC_MONITOR_HOOKS))
 			return -1;
 		mrc_cache_destroy(cache);
 		cache = NULL;
 		return 0;
 	}
-	fprintf(stderr, "usage: hooks_bench raw|mrcache|ucx|both|idle [runs]\n");
+	fprintf(stderr, "usage: hooks_bench raw|mrcache|ucx|both|idle|uffd-same|uffd-other [runs]\n");
 	return -1;
 }
 
@@ -197,22 +283,35 @@ int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "raw";
 	int runs = argc > 2 ? atoi(argv[2]) : 11;
+	int with_malloc = !(argc > 3 && !strcmp(argv[3], "munmap"));
 	double *a = calloc((size_t)runs, sizeof(double));
 	double *b = calloc((size_t)runs, sizeof(double));
 	double *c = calloc((size_t)runs, sizeof(double));
+	double *d = calloc((size_t)runs, sizeof(double));
+	double *e = calloc((size_t)runs, sizeof(double));
 
 	page = (size_t)sysconf(_SC_PAGESIZE);
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);	/* no dynamic raise */
-	if (runs < 1 || start(mode))
+	/* Before any thread starts: the reader is pinned by start(). */
+	if (runs < 1 || pin(0, 0) || start(mode))
 		return 1;
 	for (int r = 0; r < runs; r++) {
-		a[r] = time_munmap(1, 4000);
-		b[r] = time_munmap(256, 100);
-		c[r] = time_malloc(200000);
+		a[r] = time_munmap(1, 4000, 0);
+		b[r] = time_munmap(256, 100, 0);
+		c[r] = with_malloc ? time_malloc(200000) : 0;
+		if (cache) {
+			d[r] = time_munmap(1, 2000, 1);
+			e[r] = time_munmap(256, 100, 1);
+		}
 	}
 	report(mode, "munmap 1 page", a, runs);
 	report(mode, "munmap 256 pages", b, runs);
-	report(mode, "malloc/free pair", c, runs);
+	if (with_malloc)
+		report(mode, "malloc/free pair", c, runs);
+	if (cache) {
+		report(mode, "munmap 1 cached", d, runs);
+		report(mode, "munmap 256 cached", e, runs);
+	}
 	if (cache)
 		mrc_cache_destroy(cache);
 	return 0;

@@ -291,13 +291,14 @@ static int start_unmonitored(struct mrc_cache *cache)
 	static int warned;
 
 	if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
-		mrc_warn("no invalidation monitor could start (kmod, hooks): cached registrations are NOT dropped when memory is freed or unmapped; call mrc_invalidate(), load the mrcache module, or set MRCACHE_MONITOR=manual to silence this");
+		mrc_warn("no invalidation monitor could start (kmod, hooks, uffd): cached registrations are NOT dropped when memory is freed or unmapped; call mrc_invalidate(), load the mrcache module, or set MRCACHE_MONITOR=manual to silence this");
 	return try_monitor(cache, &mrc_monitor_none_ops);
 }
 
 /*
  * AUTO takes the kernel monitor when /dev/mrcache exists, else the libc
- * hooks, else none (loudly); an explicit choice fails when unavailable.
+ * hooks, else userfaultfd, else none (loudly); an explicit choice fails
+ * when unavailable.
  */
 static int start_auto(struct mrc_cache *cache)
 {
@@ -311,7 +312,12 @@ static int start_auto(struct mrc_cache *cache)
 	ret = try_monitor(cache, &mrc_monitor_hooks_ops);
 	if (!ret)
 		return 0;
-	mrc_warn("libc hooks monitor unavailable: %s", mrc_last_error());
+	mrc_warn("libc hooks monitor unavailable, trying userfaultfd: %s",
+		 mrc_last_error());
+	ret = try_monitor(cache, &mrc_monitor_uffd_ops);
+	if (!ret)
+		return 0;
+	mrc_warn("userfaultfd monitor unavailable: %s", mrc_last_error());
 	return start_unmonitored(cache);
 }
 
@@ -326,10 +332,12 @@ static int start_monitor(struct mrc_cache *cache)
 		return try_monitor(cache, &mrc_monitor_kmod_ops);
 	case MRC_MONITOR_HOOKS:
 		return try_monitor(cache, &mrc_monitor_hooks_ops);
+	case MRC_MONITOR_UFFD:
+		return try_monitor(cache, &mrc_monitor_uffd_ops);
 	case MRC_MONITOR_MANUAL:
 		return try_monitor(cache, &mrc_monitor_manual_ops);
 	default:
-		return mrc_error(ENOTSUP, "monitor '%s' is not built into this library; use MRCACHE_MONITOR=kmod, hooks or manual",
+		return mrc_error(ENOTSUP, "monitor '%s' is not built into this library; use MRCACHE_MONITOR=kmod, hooks, uffd or manual",
 				 mrc_monitor_kind_name(kind));
 	}
 }

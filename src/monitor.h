@@ -84,5 +84,6 @@ extern const struct mrc_monitor_ops mrc_monitor_manual_ops;
 extern const struct mrc_monitor_ops mrc_monitor_none_ops;
 extern const struct mrc_monitor_ops mrc_monitor_kmod_ops;
 extern const struct mrc_monitor_ops mrc_monitor_hooks_ops;
+extern const struct mrc_monitor_ops mrc_monitor_uffd_ops;
 
 #endif /* MRC_MONITOR_H */

@@ -310,12 +310,6 @@ START_TEST(create_with_contradictory_attributes)
 
 	assert_fails(mrc_cache_create(&prov, &attr, &c), EINVAL, "progress_thread");
 	ck_assert_ptr_null(c);
-	/* A monitor named in the enum but not built: not EINVAL. */
-	attr = (struct mrc_cache_attr){
-		.comp_mask = MRC_ATTR_MONITOR, .monitor = MRC_MONITOR_UFFD,
-	};
-	assert_fails(mrc_cache_create(&prov, &attr, &c), ENOTSUP, "uffd");
-	ck_assert_ptr_null(c);
 	assert_fails(mrc_cache_create(&no_dereg, NULL, &c), EINVAL, "dereg");
 	assert_fails(mrc_cache_create(NULL, NULL, &c), EINVAL, "provider");
 	assert_fails(mrc_cache_create(&prov, NULL, NULL), EINVAL, "NULL");

@@ -851,6 +851,39 @@ START_TEST(change_with_hooks_monitor)
 }
 END_TEST
 
+/*
+ * The userfaultfd monitor refuses System V shared memory (UFFDIO_REGISTER
+ * does not take the IPC layer's mapping): a get fails, nothing is cached.
+ */
+static void uffd_refuses(const struct scenario *sc)
+{
+	struct buffer b = { .memfd = -1, .len = NPAGES * page };
+	struct mrc_region *r;
+	uint64_t regions;
+
+	make_cache(MRC_MONITOR_UFFD, 0);
+	sc->prepare(&b);
+	/* prepare() may cache a neighbour of the segment. */
+	regions = stats().regions;
+	ck_assert_int_eq(mrc_get(cache, b.p, b.len, 0, &r), -EOPNOTSUPP);
+	ck_assert_uint_eq(stats().regions, regions);
+	fprintf(stderr, "%s: uffd: refused, as documented: %s\n", sc->name,
+		mrc_last_error());
+	sc->release(&b);
+}
+
+START_TEST(change_with_uffd_monitor)
+{
+	const struct scenario *sc = &scenarios[runnable[_i]];
+
+	setup_heap();
+	if (sc->prepare == prepare_shm)
+		uffd_refuses(sc);
+	else
+		scenario_watched(sc, MRC_MONITOR_UFFD);
+}
+END_TEST
+
 START_TEST(change_with_manual_monitor)
 {
 	setup_heap();
@@ -1951,7 +1984,8 @@ static unsigned int race_seed(void)
  * The monitors that must keep every transfer right (migration: kmod),
  * in every build: plain, ASan and TSan.
  */
-static const uint32_t watching[] = { MRC_MONITOR_KMOD, MRC_MONITOR_HOOKS };
+static const uint32_t watching[] = { MRC_MONITOR_KMOD, MRC_MONITOR_HOOKS,
+				     MRC_MONITOR_UFFD };
 #define NWATCHING ((int)(sizeof(watching) / sizeof(watching[0])))
 
 START_TEST(threads_transfer_while_buffers_change)
@@ -2011,6 +2045,7 @@ static Suite *monitor_verbs_suite(void)
 	tcase_set_timeout(changes, 60);
 	tcase_add_loop_test(changes, change_with_kmod_monitor, 0, nrunnable);
 	tcase_add_loop_test(changes, change_with_hooks_monitor, 0, nrunnable);
+	tcase_add_loop_test(changes, change_with_uffd_monitor, 0, nrunnable);
 	tcase_add_loop_test(changes, change_with_manual_monitor, 0, nrunnable);
 	if (has_two_nodes()) {
 		tcase_add_test(changes, move_pages_kmod);
