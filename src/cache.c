@@ -191,7 +191,7 @@ static int try_monitor(struct mrc_cache *cache,
 
 	*mon = (struct mrc_monitor){
 		.ops = ops, .cache = cache, .events = &never_changes,
-		.progress_thread = (int)cache->config.progress_thread,
+		.wait_fd = -1,
 	};
 	ret = ops->start(mon, cache);
 	if (ret) {
@@ -357,9 +357,12 @@ int mrc_cache_create(const struct mrc_provider *provider,
 	cache->default_access = config.default_access;
 	cache->memlock_limit = memlock_limit(&config);
 	ret = start_monitor(cache);
+	if (!ret && config.progress_thread)
+		ret = mrc_progress_start(cache);
 	if (!ret)
 		ret = mrc_registry_add(cache);
 	if (ret) {
+		mrc_progress_stop(cache);
 		if (cache->monitor.ops)
 			cache->monitor.ops->stop(&cache->monitor);
 		cache_free(cache);
@@ -475,6 +478,7 @@ int mrc_cache_progress(struct mrc_cache *cache)
  */
 static int destroy_forked(struct mrc_cache *cache)
 {
+	mrc_progress_stop(cache);
 	cache->monitor.ops->stop(&cache->monitor);
 	cache_bury(cache);
 	return 0;
@@ -513,6 +517,8 @@ int mrc_cache_destroy(struct mrc_cache *cache)
 	if (cache->config.print_stats)
 		print_stats(cache);
 	pthread_mutex_unlock(&cache->lock);
+	/* The thread may take the lock until joined: it finds nothing. */
+	mrc_progress_stop(cache);
 	cache->monitor.ops->stop(&cache->monitor);
 	cache_bury(cache);
 	return 0;

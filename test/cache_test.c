@@ -47,12 +47,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	if (cache)
-		ck_assert_int_eq(mrc_cache_destroy(cache), 0);
-	/* Everything registered was deregistered exactly once. */
-	ck_assert_uint_eq(fake.live, 0);
-	ck_assert_uint_eq(fake.double_deregs, 0);
-	fake_fini(&fake);
+	fake_teardown(cache, &fake);
 	munmap(arena, ARENA_PAGES * page);
 	unsetenv("MRCACHE_MAX_REGIONS");
 	unsetenv("MRCACHE_MERGE");
@@ -406,13 +401,7 @@ END_TEST
 
 static int create_status(void)
 {
-	struct mrc_provider prov = fake_provider(&fake);
-	struct mrc_cache *c = NULL;
-	int ret = mrc_cache_create(&prov, NULL, &c);
-
-	if (!ret)
-		mrc_cache_destroy(c);
-	return ret;
+	return fake_create_status(&fake, NULL);
 }
 
 START_TEST(environment_is_validated)

@@ -15,6 +15,11 @@
 #   munmap  mmap/munmap of source and target per message: bytes right and
 #           invalidations seen; again with MRCACHE_PRELOAD_REMOTE=1 (the
 #           target's remote registration cached too)
+#   idle    one 1 MiB message, then the program sleeps: with an idle bound
+#           the preload's progress thread unpins the buffer (VmPin back to
+#           what it is without the preload; evictions counted), with the
+#           bound off it stays pinned (the control); the default bound
+#           (10 s) once, with the hooks
 #
 # By hand: cd BUILDDIR && top_srcdir=SRCDIR top_builddir=$PWD SRCDIR/test/preload.sh
 set -u
@@ -100,6 +105,29 @@ for m in "${monitors[@]}"; do
 		(($(field invalidations) > 0)) || fail "munmap ($m): no invalidation: $stats"
 	done
 done
+
+# pins: "VmPin after the deregistrations" and "... later" of the idle run.
+pins() { sed -n 's/.*VmPin \([0-9]*\) kB after the deregistrations, \([0-9]*\) kB .*/\1 \2/p' <<<"$out"; }
+
+size=1048576 kb=1024
+run "idle, no preload" -- idle $size 10
+read -r _ base <<<"$(pins)"
+[[ -n $base ]] || fail "idle: no VmPin line: $out"
+for m in "${monitors[@]}"; do
+	preloaded "$m" "idle, bound off" MRCACHE_IDLE_TIMEOUT=inf -- idle $size 1500
+	read -r before after <<<"$(pins)"
+	((before >= base + kb && after >= base + kb)) ||
+		fail "idle ($m): the control did not keep $kb kB pinned (VmPin $before/$after, $base without the preload): VmPin measures nothing here"
+	preloaded "$m" "idle, bound 300ms" MRCACHE_IDLE_TIMEOUT=300ms -- idle $size 3000
+	read -r before after <<<"$(pins)"
+	((before >= base + kb)) || fail "idle ($m): the buffer was not cached (VmPin $before)"
+	((after == base)) || fail "idle ($m): VmPin $after kB 3 s after a 300 ms idle bound, $base without the preload"
+	(($(field evictions) >= 1)) || fail "idle ($m): no eviction counted: $stats"
+	say "     idle ($m): VmPin $before kB while cached, $after kB after the bound ($base without the preload)"
+done
+preloaded hooks "idle, default bound" -- idle $size 13000
+read -r before after <<<"$(pins)"
+((after == base)) || fail "idle (default bound): VmPin $after kB 13 s later, $base without the preload"
 
 # The control: without a monitor the cache must be caught serving stale
 # pages, or the munmap scenario above proves nothing.

@@ -11,6 +11,10 @@
  *   preload_app munmap MESSAGES SIZE
  *       mmap() source and target per message, munmap() both after; the
  *       target is registered per message too (remote write)
+ *   preload_app idle SIZE MS
+ *       one message from a SIZE buffer, then sleep MS milliseconds and
+ *       print the process's pinned memory (VmPin) before and after: the
+ *       buffer stays allocated, so only an idle bound can unpin it
  *
  * Each message: fill the source with a pattern of its own, register it
  * (local access), RDMA WRITE it into the target, check every byte the
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "rdma_pair.h"
 
@@ -153,6 +158,41 @@ static int run_munmap(unsigned long n, size_t size)
 	return ret;
 }
 
+/* The process's pinned memory in kB (ib_umem counts it), or -1. */
+static long vm_pin_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static int run_idle(size_t size, unsigned long ms)
+{
+	uint8_t *src = malloc(size), *dst = malloc(size);
+	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
+	long before;
+	int ret = !src || !tmr || transfer(src, dst, tmr->rkey, size, 0);
+
+	if (tmr && ibv_dereg_mr(tmr))
+		ret = 1;
+	before = vm_pin_kb();
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+	printf("preload_app: idle: VmPin %ld kB after the deregistrations, %ld kB %lu ms later\n",
+	       before, vm_pin_kb(), ms);
+	free(src);
+	free(dst);
+	return ret;
+}
+
 static int run(int argc, char **argv)
 {
 	unsigned long n = argc > 2 ? strtoul(argv[2], NULL, 0) : 0;
@@ -164,7 +204,9 @@ static int run(int argc, char **argv)
 		return run_free(n, strtoul(argv[3], NULL, 0));
 	if (argc == 4 && !strcmp(argv[1], "munmap"))
 		return run_munmap(n, strtoul(argv[3], NULL, 0));
-	fprintf(stderr, "usage: preload_app reuse MESSAGES WORKING_SET SIZE | free MESSAGES SIZE | munmap MESSAGES SIZE\n");
+	if (argc == 4 && !strcmp(argv[1], "idle"))
+		return run_idle(n, strtoul(argv[3], NULL, 0));
+	fprintf(stderr, "usage: preload_app reuse MESSAGES WORKING_SET SIZE | free MESSAGES SIZE | munmap MESSAGES SIZE | idle SIZE MS\n");
 	return 2;
 }
 

@@ -59,6 +59,28 @@ static int real_dereg(void *ctx, void *handle)
 	return ret > 0 ? -ret : ret;
 }
 
+/*
+ * The preload's defaults, where the environment says nothing: a progress
+ * thread, and idle registrations released after PRELOAD_IDLE_TIMEOUT_MS,
+ * so a program that registered a large buffer once does not keep it
+ * pinned (and counted against RLIMIT_MEMLOCK) for the rest of its life.
+ * The program cannot say anything here: it does not know about the cache.
+ */
+#define PRELOAD_IDLE_TIMEOUT_MS 10000
+
+static void default_unpinning(struct mrc_cache_attr *attr)
+{
+	/* MRCACHE_PROGRESS_THREAD=0 turns off the default idle bound too. */
+	if (getenv("MRCACHE_PROGRESS_THREAD"))
+		return;
+	attr->comp_mask |= MRC_ATTR_PROGRESS_THREAD;
+	attr->progress_thread = 1;
+	if (!getenv("MRCACHE_IDLE_TIMEOUT")) {
+		attr->comp_mask |= MRC_ATTR_IDLE_TIMEOUT;
+		attr->idle_timeout_ms = PRELOAD_IDLE_TIMEOUT_MS;
+	}
+}
+
 static struct mrc_cache *cache_create(struct ibv_pd *pd, unsigned int access)
 {
 	struct mrc_provider provider = {
@@ -74,6 +96,7 @@ static struct mrc_cache *cache_create(struct ibv_pd *pd, unsigned int access)
 	};
 	struct mrc_cache *cache;
 
+	default_unpinning(&attr);
 	if (access & REMOTE_ACCESS) {
 		attr.comp_mask |= MRC_ATTR_MERGE;
 		attr.merge = MRC_MERGE_NONE;
