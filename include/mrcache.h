@@ -140,6 +140,8 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 int mrc_put(struct mrc_cache *cache, struct mrc_region *region);
 int mrc_invalidate(struct mrc_cache *cache, const void *addr, size_t len);
 int mrc_cache_progress(struct mrc_cache *cache);
+/* Deregister every cached region nobody holds (before fork, say). */
+int mrc_cache_flush_idle(struct mrc_cache *cache);
 int mrc_cache_stats(struct mrc_cache *cache, struct mrc_stats *stats);
 
 void *mrc_region_addr(const struct mrc_region *region);

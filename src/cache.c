@@ -454,6 +454,16 @@ static void print_stats(struct mrc_cache *cache)
 		s.peak_bytes_pinned);
 }
 
+/* A call that needs a live cache of this process: 0, or why not. */
+static int check_usable(const struct mrc_cache *cache)
+{
+	if (!cache)
+		return mrc_error(EINVAL, "cache is NULL");
+	if (mrc_load_relaxed(&cache->closed))
+		return mrc_closed_error(cache);
+	return 0;
+}
+
 /**
  * mrc_cache_progress() - deregister what died since the last cache call.
  *
@@ -462,11 +472,30 @@ static void print_stats(struct mrc_cache *cache)
  */
 int mrc_cache_progress(struct mrc_cache *cache)
 {
-	if (!cache)
-		return mrc_error(EINVAL, "cache is NULL");
-	if (mrc_load_relaxed(&cache->closed))
-		return mrc_closed_error(cache);
+	int ret = check_usable(cache);
+
+	if (ret)
+		return ret;
 	mrc_cache_lock(cache);
+	mrc_cache_unlock(cache);
+	return 0;
+}
+
+/**
+ * mrc_cache_flush_idle() - deregister every cached region nobody holds.
+ *
+ * Held regions stay cached. Counted as evictions.
+ *
+ * Return: 0; -EINVAL for NULL or a destroyed cache; -EPERM in a forked child.
+ */
+int mrc_cache_flush_idle(struct mrc_cache *cache)
+{
+	int ret = check_usable(cache);
+
+	if (ret)
+		return ret;
+	mrc_cache_lock(cache);
+	mrc_cache_release_idle(cache, UINT64_MAX);
 	mrc_cache_unlock(cache);
 	return 0;
 }

@@ -11,6 +11,12 @@
  *   preload_app munmap MESSAGES SIZE
  *       mmap() source and target per message, munmap() both after; the
  *       target is registered per message too (remote write)
+ *   preload_app rereg SIZE | badinput SIZE | double SIZE
+ *       ibv_rereg_mr() cases, bad input, an MR deregistered twice: each
+ *       call's result printed, for the script to compare runs
+ *   preload_app fork SIZE safe|unsafe
+ *       one message, then fork(); VmPin before and after, and how a
+ *       registration in the child went (safe: ibv_fork_init() first)
  *   preload_app idle SIZE MS
  *       one message from a SIZE buffer, then sleep MS milliseconds and
  *       print the process's pinned memory (VmPin) before and after: the
@@ -27,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "rdma_pair.h"
@@ -50,6 +58,20 @@ static int check(const uint8_t *dst, size_t size, unsigned long msg)
 	return 0;
 }
 
+/* Write message @msg from @src (@lkey) into @dst (@rkey), check every byte. */
+static int write_check(uint8_t *src, uint32_t lkey, uint8_t *dst,
+		       uint32_t rkey, size_t size, unsigned long msg)
+{
+	for (size_t j = 0; j < size; j++)
+		src[j] = pattern(msg, j);
+	memset(dst, 0, size);
+	if (rdma_pair_write(&pair, src, size, lkey, (uintptr_t)dst, rkey)) {
+		fprintf(stderr, "preload_app: %s\n", rdma_pair_error(&pair));
+		return 1;
+	}
+	return check(dst, size, msg);
+}
+
 /* One message from @src into @dst (whose rkey is @rkey). */
 static int transfer(uint8_t *src, uint8_t *dst, uint32_t rkey, size_t size,
 		    unsigned long msg)
@@ -57,9 +79,6 @@ static int transfer(uint8_t *src, uint8_t *dst, uint32_t rkey, size_t size,
 	struct ibv_mr *mr;
 	int ret;
 
-	for (size_t j = 0; j < size; j++)
-		src[j] = pattern(msg, j);
-	memset(dst, 0, size);
 	mr = ibv_reg_mr(pair.pd, src, size, IBV_ACCESS_LOCAL_WRITE);
 	if (!mr) {
 		fprintf(stderr, "preload_app: ibv_reg_mr: %s\n", strerror(errno));
@@ -70,15 +89,12 @@ static int transfer(uint8_t *src, uint8_t *dst, uint32_t rkey, size_t size,
 			mr->addr, mr->length, (void *)src, size);
 		return 1;
 	}
-	ret = rdma_pair_write(&pair, src, size, mr->lkey,
-			      (uintptr_t)dst, rkey);
-	if (ret)
-		fprintf(stderr, "preload_app: %s\n", rdma_pair_error(&pair));
+	ret = write_check(src, mr->lkey, dst, rkey, size, msg);
 	if (ibv_dereg_mr(mr)) {
 		fprintf(stderr, "preload_app: ibv_dereg_mr failed\n");
 		return 1;
 	}
-	return ret ? 1 : check(dst, size, msg);
+	return ret;
 }
 
 static struct ibv_mr *target(void *buf, size_t size)
@@ -193,6 +209,168 @@ static int run_idle(size_t size, unsigned long ms)
 	return ret;
 }
 
+/* Print one call's outcome in a form both runs (with, without) share. */
+static void outcome(const char *what, int ret, int err)
+{
+	printf("preload_app: %s: %d errno %s\n", what, ret,
+	       ret ? strerror(err) : "-");
+}
+
+/* A re-registration and, if it worked, a transfer through the MR. */
+static int rereg_step(const char *what, struct ibv_mr *mr, int flags,
+		      struct ibv_pd *pd, uint8_t *addr, size_t size, int access,
+		      uint8_t *dst, uint32_t rkey, unsigned long msg)
+{
+	int ret;
+
+	errno = 0;
+	ret = ibv_rereg_mr(mr, flags, pd, addr, size, access);
+	outcome(what, ret, errno);
+	if (ret || pd != pair.pd)
+		return 0;
+	if ((flags & IBV_REREG_MR_CHANGE_TRANSLATION) &&
+	    (mr->addr != addr || mr->length != size)) {
+		fprintf(stderr, "preload_app: %s: the MR says %p+%zu\n", what,
+			mr->addr, mr->length);
+		return 1;
+	}
+	return write_check(mr->addr, mr->lkey, dst, rkey, size, msg);
+}
+
+static int run_rereg(size_t size)
+{
+	uint8_t *a = malloc(size), *b = malloc(size), *dst = malloc(size);
+	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
+	struct ibv_pd *pd2 = ibv_alloc_pd(pair.ctx);
+	struct ibv_mr *mr = a ? ibv_reg_mr(pair.pd, a, size, IBV_ACCESS_LOCAL_WRITE) : NULL;
+	const int lw = IBV_ACCESS_LOCAL_WRITE;
+	int ret = !b || !tmr || !pd2 || !mr;
+
+	ret = ret || rereg_step("rereg unknown flag", mr, 1 << 6, NULL, NULL, 0, 0, dst, 0, 0);
+	ret = ret || rereg_step("rereg translation without address", mr,
+				IBV_REREG_MR_CHANGE_TRANSLATION, NULL, NULL, 0, 0, dst, 0, 0);
+	ret = ret || rereg_step("rereg access without CHANGE_ACCESS", mr,
+				IBV_REREG_MR_CHANGE_PD, pd2, NULL, 0, lw, dst, 0, 0);
+	ret = ret || rereg_step("rereg pd to a second pd", mr, IBV_REREG_MR_CHANGE_PD,
+				pd2, NULL, 0, 0, dst, 0, 0);
+	if (!ret && mr->pd == pd2)
+		ret = rereg_step("rereg pd back", mr, IBV_REREG_MR_CHANGE_PD, pair.pd,
+				 a, size, 0, dst, tmr->rkey, 1);
+	ret = ret || rereg_step("rereg access", mr, IBV_REREG_MR_CHANGE_ACCESS, pair.pd,
+				a, size, lw | IBV_ACCESS_REMOTE_READ, dst, tmr->rkey, 2);
+	ret = ret || rereg_step("rereg translation", mr, IBV_REREG_MR_CHANGE_TRANSLATION,
+				pair.pd, b, size, 0, dst, tmr->rkey, 3);
+	if (mr && ibv_dereg_mr(mr))
+		ret = 1;
+	if (tmr)
+		ibv_dereg_mr(tmr);
+	if (pd2 && ibv_dealloc_pd(pd2))
+		ret = 1;
+	free(a);
+	free(b);
+	free(dst);
+	return ret;
+}
+
+static int try_reg(const char *what, struct ibv_pd *pd, void *addr,
+		   size_t size, int access, struct ibv_mr **mrp)
+{
+	struct ibv_mr *mr;
+
+	errno = 0;
+	mr = ibv_reg_mr(pd, addr, size, access);
+	outcome(what, mr ? 0 : -1, errno);
+	if (mrp)
+		*mrp = mr;
+	else if (mr)
+		ibv_dereg_mr(mr);
+	return 0;
+}
+
+/* Bad input the program gets the same answer to, with or without the preload. */
+static int run_badinput(size_t size)
+{
+	uint8_t *gone = map(size), *ro = map(size), *buf = malloc(size);
+	struct ibv_pd *pd2 = ibv_alloc_pd(pair.ctx);
+	struct ibv_mr *mr = NULL;
+	int ret = !gone || !ro || !buf || !pd2;
+
+	if (ret)
+		return 1;
+	munmap(gone, size);
+	mprotect(ro, size, PROT_READ);
+	try_reg("reg unmapped, local write", pair.pd, gone, size, IBV_ACCESS_LOCAL_WRITE, NULL);
+	try_reg("reg read-only, local write", pair.pd, ro, size, IBV_ACCESS_LOCAL_WRITE, NULL);
+	try_reg("reg read-only, read only", pair.pd, ro, size, 0, NULL);
+	try_reg("reg on a second pd", pd2, buf, size, IBV_ACCESS_LOCAL_WRITE, &mr);
+	ret = ibv_dealloc_pd(pd2);
+	outcome("dealloc pd holding an MR", ret, ret);
+	ret = mr ? ibv_dereg_mr(mr) : -1;
+	outcome("dereg that MR", ret, ret);
+	ret = ibv_dealloc_pd(pd2);
+	outcome("dealloc pd after the dereg", ret, ret);
+	munmap(ro, size);
+	free(buf);
+	return ret != 0;
+}
+
+/* An MR deregistered twice: the second call's answer (libibverbs reads freed memory). */
+static int run_double(size_t size)
+{
+	uint8_t *buf = malloc(size);
+	struct ibv_mr *mr = buf ? ibv_reg_mr(pair.pd, buf, size, IBV_ACCESS_LOCAL_WRITE) : NULL;
+	int ret;
+
+	if (!mr)
+		return 1;
+	ret = ibv_dereg_mr(mr);
+	outcome("dereg once", ret, ret);
+	fflush(stdout);
+	ret = ibv_dereg_mr(mr);
+	outcome("dereg twice", ret, ret);
+	free(buf);
+	return 0;
+}
+
+/*
+ * One message (its registration cached and idle), then fork(): the
+ * child registers a page of its own and says how that went; the parent
+ * prints its pinned memory before and after. @safe: ibv_fork_init() first.
+ */
+static int run_fork(size_t size, int safe)
+{
+	uint8_t *src = malloc(size), *dst = malloc(size), page[4096];
+	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
+	int ret = !src || !tmr, status = 0;
+	long before;
+	pid_t pid;
+
+	if (safe)
+		outcome("ibv_fork_init", ibv_fork_init(), errno);
+	ret = ret || transfer(src, dst, tmr->rkey, size, 0);
+	before = vm_pin_kb();
+	fflush(stdout);
+	pid = ret ? -1 : fork();
+	if (pid == 0) {
+		struct ibv_mr *mr = ibv_reg_mr(pair.pd, page, sizeof(page), 0);
+
+		outcome("child: reg", mr ? 0 : -1, errno);
+		if (mr)
+			outcome("child: dereg", ibv_dereg_mr(mr), errno);
+		fflush(stdout);
+		_exit(0);
+	}
+	if (pid > 0 && (waitpid(pid, &status, 0) != pid || status))
+		ret = 1;
+	printf("preload_app: fork: VmPin %ld kB before fork, %ld kB after\n",
+	       before, vm_pin_kb());
+	if (tmr)
+		ibv_dereg_mr(tmr);
+	free(src);
+	free(dst);
+	return ret || pid < 0;
+}
+
 static int run(int argc, char **argv)
 {
 	unsigned long n = argc > 2 ? strtoul(argv[2], NULL, 0) : 0;
@@ -206,7 +384,15 @@ static int run(int argc, char **argv)
 		return run_munmap(n, strtoul(argv[3], NULL, 0));
 	if (argc == 4 && !strcmp(argv[1], "idle"))
 		return run_idle(n, strtoul(argv[3], NULL, 0));
-	fprintf(stderr, "usage: preload_app reuse MESSAGES WORKING_SET SIZE | free MESSAGES SIZE | munmap MESSAGES SIZE | idle SIZE MS\n");
+	if (argc == 3 && !strcmp(argv[1], "rereg"))
+		return run_rereg(n);
+	if (argc == 3 && !strcmp(argv[1], "badinput"))
+		return run_badinput(n);
+	if (argc == 3 && !strcmp(argv[1], "double"))
+		return run_double(n);
+	if (argc == 4 && !strcmp(argv[1], "fork"))
+		return run_fork(n, !strcmp(argv[3], "safe"));
+	fprintf(stderr, "usage: preload_app reuse MESSAGES WORKING_SET SIZE | free MESSAGES SIZE | munmap MESSAGES SIZE | idle SIZE MS | rereg SIZE | badinput SIZE | double SIZE | fork SIZE safe|unsafe\n");
 	return 2;
 }
 
