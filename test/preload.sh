@@ -98,6 +98,7 @@ scenario_reuse() {
 }
 
 scenario_free() {
+	local size
 	for size in 1048576 65536; do
 		run "free $size, no preload" -- free 50 $size
 		for m in "${monitors[@]}"; do
@@ -219,7 +220,23 @@ scenario_fork() {
 	done
 }
 
-for sc in ${MRCACHE_PRELOAD_SCENARIOS:-reuse free munmap idle rereg badinput double fork}; do
+# Allocation churn: 8 buffers of 1 MiB malloc'ed and freed per round. With
+# glibc's defaults the round's frees give the heap top back (brk), so the
+# hooks or the module invalidate and every round registers again; with
+# MRCACHE_PRELOAD_MALLOC=1 the pages stay and later rounds hit.
+scenario_malloc() {
+	local rounds=25 set=8 msgs=200 plain_hits
+	run "churn, no preload" -- churn $rounds $set $size
+	for m in "${monitors[@]}"; do
+		preloaded "$m" "churn" -- churn $rounds $set $size
+		plain_hits=$(field hits)
+		preloaded "$m" "churn, MRCACHE_PRELOAD_MALLOC=1" MRCACHE_PRELOAD_MALLOC=1 -- churn $rounds $set $size
+		(($(field hits) >= msgs - set)) || fail "churn ($m): $(field hits) hits of $msgs with MRCACHE_PRELOAD_MALLOC=1, wanted >= $((msgs - set))"
+		say "     churn ($m): hits $plain_hits of $msgs with glibc's defaults, $(field hits) with MRCACHE_PRELOAD_MALLOC=1"
+	done
+}
+
+for sc in ${MRCACHE_PRELOAD_SCENARIOS:-reuse free munmap idle rereg badinput double fork malloc}; do
 	declare -F "scenario_$sc" >/dev/null || fail "no scenario $sc"
 	"scenario_$sc"
 done

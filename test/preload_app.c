@@ -11,6 +11,11 @@
  *   preload_app munmap MESSAGES SIZE
  *       mmap() source and target per message, munmap() both after; the
  *       target is registered per message too (remote write)
+ *   preload_app churn ROUNDS SET SIZE
+ *       each round malloc() SET buffers, a message from each, free() all
+ *   preload_app static MESSAGES SIZE
+ *       the baseline: one buffer registered once for every message
+ *   (reuse, churn and static print the time per message)
  *   preload_app rereg SIZE | badinput SIZE | double SIZE
  *       ibv_rereg_mr() cases, bad input, an MR deregistered twice: each
  *       call's result printed, for the script to compare runs
@@ -109,6 +114,21 @@ static struct ibv_mr *target(void *buf, size_t size)
 	return mr;
 }
 
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static void per_message(const char *what, unsigned long n, size_t size,
+			double start)
+{
+	printf("preload_app: %s: %lu messages of %zu bytes, %.1f us per message\n",
+	       what, n, size, n ? (now_us() - start) / (double)n : 0.0);
+}
+
 static int run_reuse(unsigned long n, unsigned long ws, size_t size)
 {
 	uint8_t **bufs = calloc(ws, sizeof(*bufs));
@@ -116,10 +136,14 @@ static int run_reuse(unsigned long n, unsigned long ws, size_t size)
 	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
 	int ret = !bufs || !tmr;
 
+	double start;
+
 	for (unsigned long i = 0; i < ws && !ret; i++)
 		ret = !(bufs[i] = malloc(size));
+	start = now_us();
 	for (unsigned long i = 0; i < n && !ret; i++)
 		ret = transfer(bufs[i % ws], dst, tmr->rkey, size, i);
+	per_message("reuse", n, size, start);
 	if (tmr)
 		ibv_dereg_mr(tmr);
 	for (unsigned long i = 0; bufs && i < ws; i++)
@@ -143,6 +167,57 @@ static int run_free(unsigned long n, size_t size)
 	}
 	if (tmr)
 		ibv_dereg_mr(tmr);
+	free(dst);
+	return ret;
+}
+
+/*
+ * Allocation churn: each round mallocs @ws buffers, sends one message
+ * from each, and frees them all; whether the next round's buffers land on
+ * pages still registered is the allocator's doing.
+ */
+static int run_churn(unsigned long rounds, unsigned long ws, size_t size)
+{
+	uint8_t **bufs = calloc(ws, sizeof(*bufs)), *dst = malloc(size);
+	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
+	unsigned long msg = 0;
+	int ret = !bufs || !tmr;
+	double start = now_us();
+
+	for (unsigned long r = 0; r < rounds && !ret; r++) {
+		for (unsigned long i = 0; i < ws && !ret; i++)
+			ret = !(bufs[i] = malloc(size)) ||
+			      transfer(bufs[i], dst, tmr->rkey, size, msg++);
+		for (unsigned long i = 0; i < ws; i++) {
+			free(bufs[i]);
+			bufs[i] = NULL;
+		}
+	}
+	per_message("churn", msg, size, start);
+	if (tmr)
+		ibv_dereg_mr(tmr);
+	free(bufs);
+	free(dst);
+	return ret;
+}
+
+/* The baseline: one buffer registered once, every message through it. */
+static int run_static(unsigned long n, size_t size)
+{
+	uint8_t *src = malloc(size), *dst = malloc(size);
+	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
+	struct ibv_mr *mr = src ? ibv_reg_mr(pair.pd, src, size, IBV_ACCESS_LOCAL_WRITE) : NULL;
+	int ret = !tmr || !mr;
+	double start = now_us();
+
+	for (unsigned long i = 0; i < n && !ret; i++)
+		ret = write_check(src, mr->lkey, dst, tmr->rkey, size, i);
+	per_message("static", n, size, start);
+	if (mr)
+		ibv_dereg_mr(mr);
+	if (tmr)
+		ibv_dereg_mr(tmr);
+	free(src);
 	free(dst);
 	return ret;
 }
@@ -371,28 +446,50 @@ static int run_fork(size_t size, int safe)
 	return ret || pid < 0;
 }
 
+static unsigned long arg(char **argv, int i)
+{
+	return strtoul(argv[i], NULL, 0);
+}
+
+static int m_reuse(char **a) { return run_reuse(arg(a, 2), arg(a, 3), arg(a, 4)); }
+static int m_free(char **a) { return run_free(arg(a, 2), arg(a, 3)); }
+static int m_munmap(char **a) { return run_munmap(arg(a, 2), arg(a, 3)); }
+static int m_idle(char **a) { return run_idle(arg(a, 2), arg(a, 3)); }
+static int m_churn(char **a) { return run_churn(arg(a, 2), arg(a, 3), arg(a, 4)); }
+static int m_static(char **a) { return run_static(arg(a, 2), arg(a, 3)); }
+static int m_rereg(char **a) { return run_rereg(arg(a, 2)); }
+static int m_badinput(char **a) { return run_badinput(arg(a, 2)); }
+static int m_double(char **a) { return run_double(arg(a, 2)); }
+static int m_fork(char **a) { return run_fork(arg(a, 2), !strcmp(a[3], "safe")); }
+
+static const struct mode {
+	const char *name;
+	int argc;
+	int (*run)(char **argv);
+	const char *usage;
+} modes[] = {
+	{ "reuse", 5, m_reuse, "MESSAGES WORKING_SET SIZE" },
+	{ "free", 4, m_free, "MESSAGES SIZE" },
+	{ "munmap", 4, m_munmap, "MESSAGES SIZE" },
+	{ "idle", 4, m_idle, "SIZE MS" },
+	{ "churn", 5, m_churn, "ROUNDS SET SIZE" },
+	{ "static", 4, m_static, "MESSAGES SIZE" },
+	{ "rereg", 3, m_rereg, "SIZE" },
+	{ "badinput", 3, m_badinput, "SIZE" },
+	{ "double", 3, m_double, "SIZE" },
+	{ "fork", 4, m_fork, "SIZE safe|unsafe" },
+};
+
 static int run(int argc, char **argv)
 {
-	unsigned long n = argc > 2 ? strtoul(argv[2], NULL, 0) : 0;
+	const size_t n = sizeof(modes) / sizeof(modes[0]);
 
-	if (argc == 5 && !strcmp(argv[1], "reuse"))
-		return run_reuse(n, strtoul(argv[3], NULL, 0),
-				 strtoul(argv[4], NULL, 0));
-	if (argc == 4 && !strcmp(argv[1], "free"))
-		return run_free(n, strtoul(argv[3], NULL, 0));
-	if (argc == 4 && !strcmp(argv[1], "munmap"))
-		return run_munmap(n, strtoul(argv[3], NULL, 0));
-	if (argc == 4 && !strcmp(argv[1], "idle"))
-		return run_idle(n, strtoul(argv[3], NULL, 0));
-	if (argc == 3 && !strcmp(argv[1], "rereg"))
-		return run_rereg(n);
-	if (argc == 3 && !strcmp(argv[1], "badinput"))
-		return run_badinput(n);
-	if (argc == 3 && !strcmp(argv[1], "double"))
-		return run_double(n);
-	if (argc == 4 && !strcmp(argv[1], "fork"))
-		return run_fork(n, !strcmp(argv[3], "safe"));
-	fprintf(stderr, "usage: preload_app reuse MESSAGES WORKING_SET SIZE | free MESSAGES SIZE | munmap MESSAGES SIZE | idle SIZE MS | rereg SIZE | badinput SIZE | double SIZE | fork SIZE safe|unsafe\n");
+	for (size_t i = 0; i < n; i++)
+		if (argc == modes[i].argc && !strcmp(argv[1], modes[i].name))
+			return modes[i].run(argv);
+	fprintf(stderr, "usage:\n");
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "  preload_app %s %s\n", modes[i].name, modes[i].usage);
 	return 2;
 }
 

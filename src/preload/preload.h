@@ -7,6 +7,7 @@
  *   mrs.c      the application's struct ibv_mr copies and their table
  *   rereg.c    ibv_rereg_mr() emulated on those copies
  *   fork.c     fork safety: idle registrations flushed before fork()
+ *   malloc.c   registration-friendly malloc settings (opt-in)
  */
 #ifndef MRCACHE_PRELOAD_H
 #define MRCACHE_PRELOAD_H
