@@ -50,18 +50,22 @@ gid=${MRCACHE_BENCH_GID:-2}
 export MRCACHE_MONITOR=${MRCACHE_BENCH_MONITOR:-auto} MRCACHE_STATS=1
 say "device $dev, GID index $gid, monitor $MRCACHE_MONITOR, $reps runs each, $(nproc) CPUs"
 
-# pair NAME PRELOAD -- SERVER... -- CLIENT...: a server and a client on this
-# host; both must exit 0. Prints both outputs.
+# pair NAME PRELOAD PORT -- SERVER... -- CLIENT...: a server and a client on
+# this host, the client started once the server listens on PORT; both must
+# exit 0 within 300 s (a loaded TCG host is slow, a lost connection hangs).
 pair() {
-	local name=$1 pre=$2 srv=() cli=() spid rc
-	shift 3
+	local name=$1 pre=$2 port=$3 srv=() cli=() spid rc i
+	shift 4
 	while [[ $1 != -- ]]; do srv+=("$1"); shift; done
 	shift
 	cli=("$@")
-	env ${pre:+LD_PRELOAD=$pre} "${srv[@]}" >/tmp/pb_srv.$$ 2>&1 &
+	env ${pre:+LD_PRELOAD=$pre} timeout 300 "${srv[@]}" >/tmp/pb_srv.$$ 2>&1 &
 	spid=$!
-	sleep 2
-	env ${pre:+LD_PRELOAD=$pre} "${cli[@]}" >/tmp/pb_cli.$$ 2>&1
+	for ((i = 0; i < 600; i++)); do
+		ss -ltn | grep -q ":$port " && break
+		sleep 0.1
+	done
+	env ${pre:+LD_PRELOAD=$pre} timeout 300 "${cli[@]}" >/tmp/pb_cli.$$ 2>&1
 	rc=$?
 	wait "$spid" || rc=1
 	out=$(cat /tmp/pb_srv.$$ /tmp/pb_cli.$$)
@@ -72,11 +76,11 @@ pair() {
 smoke() {
 	local pre
 	for pre in "" "$lib"; do
-		pair "ib_write_bw${pre:+ (preload)}" "$pre" -- \
+		pair "ib_write_bw${pre:+ (preload)}" "$pre" 18515 -- \
 			ib_write_bw -d "$dev" -x "$gid" -s 65536 -n 200 -F -- \
 			ib_write_bw -d "$dev" -x "$gid" -s 65536 -n 200 -F 127.0.0.1
-		say "ok   ib_write_bw${pre:+ under the preload}: $(grep -E '^ *65536 ' <<<"$out" | head -n 1 | tr -s ' ')"
-		pair "ibv_rc_pingpong${pre:+ (preload)}" "$pre" -- \
+		say "ok   ib_write_bw${pre:+ under the preload}: $(grep -E '^ *65536 ' <<<"$out" | tail -n 1 | tr -s ' ')"
+		pair "ibv_rc_pingpong${pre:+ (preload)}" "$pre" 18515 -- \
 			ibv_rc_pingpong -d "$dev" -g "$gid" -n 200 -- \
 			ibv_rc_pingpong -d "$dev" -g "$gid" -n 200 127.0.0.1
 		say "ok   ibv_rc_pingpong${pre:+ under the preload}: $(grep -m1 'bytes in' <<<"$out")"
@@ -92,7 +96,7 @@ ucx() {
 	local v=$1 pre= extra=() bw
 	[[ $v != none ]] && pre=$lib
 	[[ $v == remote ]] && extra=(MRCACHE_PRELOAD_REMOTE=1)
-	pair "ucx_perftest $v" "$pre" -- \
+	pair "ucx_perftest $v" "$pre" 13337 -- \
 		env "${ucx_env[@]}" "${extra[@]}" ucx_perftest -t tag_bw -s 1048576 -n 100 -w 10 -- \
 		env "${ucx_env[@]}" "${extra[@]}" ucx_perftest 127.0.0.1 -t tag_bw -s 1048576 -n 100 -w 10
 	# The last row of the table: its bandwidth (average) column.
@@ -105,13 +109,14 @@ ucx() {
 # msg_time VARIANT SIZE: preload_app's time per message.
 msg_time() {
 	local v=$1 size=$2 n=200 t
+	((size > 65536)) && n=50	# TCG: 1 MiB of pattern and check per message
 	case $v in
 	static) out=$("$app" static $n "$size" 2>&1) ;;
 	none) out=$("$app" reuse $n 4 "$size" 2>&1) ;;
 	preload) out=$(LD_PRELOAD=$lib "$app" reuse $n 4 "$size" 2>&1) ;;
-	churn-none) out=$("$app" churn 25 8 "$size" 2>&1) ;;
-	churn-preload) out=$(LD_PRELOAD=$lib "$app" churn 25 8 "$size" 2>&1) ;;
-	churn-malloc) out=$(LD_PRELOAD=$lib MRCACHE_PRELOAD_MALLOC=1 "$app" churn 25 8 "$size" 2>&1) ;;
+	churn-none) out=$("$app" churn 10 8 "$size" 2>&1) ;;
+	churn-preload) out=$(LD_PRELOAD=$lib "$app" churn 10 8 "$size" 2>&1) ;;
+	churn-malloc) out=$(LD_PRELOAD=$lib MRCACHE_PRELOAD_MALLOC=1 "$app" churn 10 8 "$size" 2>&1) ;;
 	esac || { printf '%s\n' "$out" >&2; fail "preload_app $v $size"; }
 	t=$(sed -n 's/.* \([0-9.]*\) us per message/\1/p' <<<"$out")
 	echo "msg $size $v $t"
@@ -129,16 +134,24 @@ results=$(
 	done
 ) || exit 1
 
+printf '%s\n' "$results"
 # median of the numbers on stdin
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 spread() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
-pick() { awk -v k="$1" -v v="$2" '$1 == "ucx" && $2 == v || $1 == "msg" && $2 == k && $3 == v { print $NF }' <<<"$results"; }
+# pick ucx VARIANT | pick SIZE VARIANT: the figures of those runs.
+pick() {
+	if [[ $1 == ucx ]]; then
+		awk -v v="$2" '$1 == "ucx" && $2 == v { print $3 }' <<<"$results"
+	else
+		awk -v k="$1" -v v="$2" '$1 == "msg" && $2 == k && $3 == v { print $4 }' <<<"$results"
+	fi
+}
 
 echo "ucx_perftest tag_bw 1 MiB, MB/s (median of $reps, range):"
-base=$(pick x none | median)
+base=$(pick ucx none | median)
 for v in none preload remote; do
-	m=$(pick x $v | median)
-	printf '  %-8s %10s  (%s)  ratio %.2f\n' "$v" "$m" "$(pick x $v | spread)" "$(awk -v a="$m" -v b="$base" 'BEGIN { print a / b }')"
+	m=$(pick ucx $v | median)
+	printf '  %-8s %10s  (%s)  ratio %.2f\n' "$v" "$m" "$(pick ucx $v | spread)" "$(awk -v a="$m" -v b="$base" 'BEGIN { print a / b }')"
 done
 echo "preload_app, us per message (median of $reps, range):"
 for size in 4096 65536 1048576; do

@@ -372,6 +372,12 @@ static int run_badinput(size_t size)
 
 	if (ret)
 		return 1;
+	/*
+	 * A registration first, so anything the preload maps for its cache
+	 * (tables, the module's ring) exists before the hole below is made:
+	 * mapped later it could land in the hole.
+	 */
+	try_reg("reg mapped, local write", pair.pd, buf, size, IBV_ACCESS_LOCAL_WRITE, NULL);
 	munmap(gone, size);
 	mprotect(ro, size, PROT_READ);
 	try_reg("reg unmapped, local write", pair.pd, gone, size, IBV_ACCESS_LOCAL_WRITE, NULL);
