@@ -76,7 +76,8 @@ enum mrc_cache_attr_mask {
 	MRC_ATTR_MONITOR = 1u << 6,
 	MRC_ATTR_PRINT_STATS = 1u << 7,
 	MRC_ATTR_PROGRESS_THREAD = 1u << 8,
-	MRC_ATTR_ALL = (1u << 9) - 1,
+	MRC_ATTR_IDLE_TIMEOUT = 1u << 9,
+	MRC_ATTR_ALL = (1u << 10) - 1,
 };
 
 /**
@@ -97,8 +98,11 @@ struct mrc_cache_attr {
 	uint32_t default_access;/* used when mrc_get() is given access 0 */
 	uint32_t monitor;	/* enum mrc_monitor_kind */
 	uint32_t print_stats;	/* 1: print statistics at destruction */
-	uint32_t progress_thread; /* 1: a thread drains monitor events */
+	uint32_t progress_thread; /* 1: a thread drains monitor events and
+				   * releases idle registrations */
 	uint32_t reserved;	/* must be 0 */
+	uint64_t idle_timeout_ms; /* release regions unused this long (needs
+				   * progress_thread); 0 = never */
 };
 
 /**
@@ -136,6 +140,8 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 int mrc_put(struct mrc_cache *cache, struct mrc_region *region);
 int mrc_invalidate(struct mrc_cache *cache, const void *addr, size_t len);
 int mrc_cache_progress(struct mrc_cache *cache);
+/* Deregister every cached region nobody holds (before fork, say). */
+int mrc_cache_flush_idle(struct mrc_cache *cache);
 int mrc_cache_stats(struct mrc_cache *cache, struct mrc_stats *stats);
 
 void *mrc_region_addr(const struct mrc_region *region);

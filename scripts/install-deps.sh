@@ -13,6 +13,8 @@ PACKAGES=(
 	libibverbs-dev ibverbs-providers rdma-core ibverbs-utils check
 	# benchmark comparison, thread placement and mrcache-bench's plots
 	libucx-dev libhwloc-dev gnuplot-nox
+	# real programs under the preload (bench/preload_bench.sh)
+	ucx-utils
 	# kernel module and the VM harness
 	linux-headers-amd64 qemu-system-x86 busybox-static kmod cpio
 	iproute2 libnuma-dev numactl perftest

@@ -267,7 +267,7 @@ static int try_monitor(struct mrc_cache *cache,
 
 	*mon = (struct mrc_monitor){
 		.ops = ops, .cache = cache, .events = &never_changes,
-		.progress_thread = (int)cache->config.progress_thread,
+		.wait_fd = -1,
 	};
 	ret = ops->start(mon, cache);
 	if (ret) {
@@ -442,9 +442,12 @@ int mrc_cache_create(const struct mrc_provider *provider,
 	cache->thread_refs = config.thread_refs && mrc_trefs_available();
 	cache->memlock_limit = memlock_limit(&config);
 	ret = start_monitor(cache);
+	if (!ret && config.progress_thread)
+		ret = mrc_progress_start(cache);
 	if (!ret)
 		ret = mrc_registry_add(cache);
 	if (ret) {
+		mrc_progress_stop(cache);
 		if (cache->monitor.ops)
 			cache->monitor.ops->stop(&cache->monitor);
 		cache_free(cache);
@@ -544,6 +547,16 @@ static void print_stats(struct mrc_cache *cache)
 		s.peak_bytes_pinned);
 }
 
+/* A call that needs a live cache of this process: 0, or why not. */
+static int check_usable(const struct mrc_cache *cache)
+{
+	if (!cache)
+		return mrc_error(EINVAL, "cache is NULL");
+	if (mrc_load_relaxed(&cache->closed))
+		return mrc_closed_error(cache);
+	return 0;
+}
+
 /**
  * mrc_cache_progress() - deregister what died since the last cache call.
  *
@@ -552,11 +565,30 @@ static void print_stats(struct mrc_cache *cache)
  */
 int mrc_cache_progress(struct mrc_cache *cache)
 {
-	if (!cache)
-		return mrc_error(EINVAL, "cache is NULL");
-	if (mrc_load_relaxed(&cache->closed))
-		return mrc_closed_error(cache);
+	int ret = check_usable(cache);
+
+	if (ret)
+		return ret;
 	mrc_cache_lock(cache);
+	mrc_cache_unlock(cache);
+	return 0;
+}
+
+/**
+ * mrc_cache_flush_idle() - deregister every cached region nobody holds.
+ *
+ * Held regions stay cached. Counted as evictions.
+ *
+ * Return: 0; -EINVAL for NULL or a destroyed cache; -EPERM in a forked child.
+ */
+int mrc_cache_flush_idle(struct mrc_cache *cache)
+{
+	int ret = check_usable(cache);
+
+	if (ret)
+		return ret;
+	mrc_cache_lock(cache);
+	mrc_cache_release_idle(cache, UINT64_MAX);
 	mrc_cache_unlock(cache);
 	return 0;
 }
@@ -568,6 +600,7 @@ int mrc_cache_progress(struct mrc_cache *cache)
  */
 static int destroy_forked(struct mrc_cache *cache)
 {
+	mrc_progress_stop(cache);
 	cache->monitor.ops->stop(&cache->monitor);
 	cache_bury(cache);
 	return 0;
@@ -606,6 +639,8 @@ int mrc_cache_destroy(struct mrc_cache *cache)
 	if (cache->config.print_stats)
 		print_stats(cache);
 	pthread_mutex_unlock(&cache->lock);
+	/* The thread may take the lock until joined: it finds nothing. */
+	mrc_progress_stop(cache);
 	cache->monitor.ops->stop(&cache->monitor);
 	cache_bury(cache);
 	return 0;

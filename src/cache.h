@@ -29,6 +29,14 @@ enum mrc_closed {
 	MRC_CLOSED_DESTROYED = 2, /* mrc_cache_destroy()ed: a tombstone */
 };
 
+/* The progress thread (progress.c). */
+struct mrc_progress {
+	pthread_t thread;
+	int wake_fd;		/* eventfd that stops it */
+	int running;
+	uint64_t origin_ns;	/* the idle sweep clock's zero */
+};
+
 struct mrc_cache {
 	/*
 	 * Lines 0 and 1: read by every hit, written only by lock holders and
@@ -71,6 +79,7 @@ struct mrc_cache {
 	struct mrc_region *lru_tail;
 	size_t lru_len;
 	struct mrc_monitor monitor;
+	struct mrc_progress progress;
 	uint64_t memlock_limit;		/* bytes, 0 when unlimited or ignored */
 	pid_t owner_pid;
 	struct mrc_pfn_table *pfns;	/* MRCACHE_CHECK_PFN records */
@@ -88,6 +97,12 @@ typedef int (*mrc_evict_enough_fn)(const struct mrc_cache *cache,
 				   uint64_t freed, const void *arg);
 uint64_t mrc_evict_idle(struct mrc_cache *cache, mrc_evict_enough_fn enough,
 			const void *arg);
+uint64_t mrc_lru_sweep_idle(struct mrc_cache *cache, uint32_t now,
+			    uint32_t timeout_ms);
+
+/* progress.c: the thread working for a process that stopped calling */
+int mrc_progress_start(struct mrc_cache *cache);
+void mrc_progress_stop(struct mrc_cache *cache);
 
 /* provider.c */
 int mrc_provider_reg(struct mrc_cache *cache, struct mrc_region *r);

@@ -77,6 +77,35 @@ bad:
 			 name, text);
 }
 
+/* A duration: "500ms", "30s", "2m", "1h", a bare number of seconds, or "inf". */
+static int parse_duration(const char *name, const char *text, uint64_t *value)
+{
+	static const struct { const char *suffix; uint64_t ms; } units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 },
+	};
+	char *end;
+	uint64_t v;
+
+	if (!strcasecmp(text, "inf") || !strcasecmp(text, "off")) {
+		*value = 0;
+		return 0;
+	}
+	errno = 0;
+	v = text[0] == '-' ? 0 : strtoull(text, &end, 10);
+	if (!errno && text[0] != '-' && end != text) {
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			if (!strcasecmp(end, units[i].suffix) &&
+			    v <= MRC_IDLE_TIMEOUT_MAX_MS / units[i].ms) {
+				*value = v * units[i].ms;
+				return 0;
+			}
+		}
+	}
+	return mrc_error(EINVAL, "%s=\"%s\" is not a duration up to 24 days (e.g. 500ms, 30s, 2m; a bare number is seconds; \"inf\")",
+			 name, text);
+}
+
 static int parse_bool(const char *name, const char *text, uint64_t *value)
 {
 	static const char *const yes[] = { "1", "yes", "on", "true" };
@@ -161,6 +190,7 @@ static const struct mrc_env_setting env_settings[] = {
 	SETTING("MRCACHE_STATS", parse_bool, print_stats),
 	SETTING("MRCACHE_PROGRESS_THREAD", parse_bool, progress_thread),
 	SETTING("MRCACHE_THREAD_REFS", parse_bool, thread_refs),
+	SETTING("MRCACHE_IDLE_TIMEOUT", parse_duration, idle_timeout_ms),
 };
 
 static int store_setting(const struct mrc_env_setting *s, uint64_t value,
@@ -198,18 +228,25 @@ static int load_environment(struct mrc_config *config)
 	return 0;
 }
 
+static int attr_has(const struct mrc_cache_attr *attr, uint64_t bits)
+{
+	return attr && (attr->comp_mask & bits) == bits;
+}
+
 /*
  * Fields valid alone that contradict each other when the caller sets both.
- * Only the caller's own pair: an operator's MRCACHE_MONITOR=none must not
+ * Only the caller's own fields: an operator's MRCACHE_MONITOR=none must not
  * make a program that asks for a progress thread fail to start.
  */
 static int check_attr_combination(const struct mrc_cache_attr *attr)
 {
-	uint64_t both = MRC_ATTR_MONITOR | MRC_ATTR_PROGRESS_THREAD;
-
-	if ((attr->comp_mask & both) == both && attr->progress_thread &&
-	    attr->monitor == MRC_MONITOR_MANUAL)
-		return mrc_error(EINVAL, "mrc_cache_attr.progress_thread=1 needs a monitor with events to drain; mrc_cache_attr.monitor is MRC_MONITOR_MANUAL");
+	if (attr_has(attr, MRC_ATTR_MONITOR | MRC_ATTR_PROGRESS_THREAD) &&
+	    attr->progress_thread && attr->monitor == MRC_MONITOR_MANUAL &&
+	    !(attr_has(attr, MRC_ATTR_IDLE_TIMEOUT) && attr->idle_timeout_ms))
+		return mrc_error(EINVAL, "mrc_cache_attr.progress_thread=1 has nothing to do with MRC_MONITOR_MANUAL and no idle_timeout_ms: set an idle timeout or another monitor");
+	if (attr_has(attr, MRC_ATTR_IDLE_TIMEOUT | MRC_ATTR_PROGRESS_THREAD) &&
+	    attr->idle_timeout_ms && !attr->progress_thread)
+		return mrc_error(EINVAL, "mrc_cache_attr.idle_timeout_ms is enforced by the progress thread; mrc_cache_attr.progress_thread is 0");
 	return 0;
 }
 
@@ -230,6 +267,10 @@ static int check_attr(const struct mrc_cache_attr *attr)
 		return mrc_error(EINVAL, "mrc_cache_attr.print_stats must be 0 or 1");
 	if ((attr->comp_mask & MRC_ATTR_PROGRESS_THREAD) && attr->progress_thread > 1)
 		return mrc_error(EINVAL, "mrc_cache_attr.progress_thread must be 0 or 1");
+	if ((attr->comp_mask & MRC_ATTR_IDLE_TIMEOUT) &&
+	    attr->idle_timeout_ms > MRC_IDLE_TIMEOUT_MAX_MS)
+		return mrc_error(EINVAL, "mrc_cache_attr.idle_timeout_ms=%" PRIu64 " is more than 24 days (%u ms)",
+				 attr->idle_timeout_ms, MRC_IDLE_TIMEOUT_MAX_MS);
 	if (attr->reserved)
 		return mrc_error(EINVAL, "mrc_cache_attr.reserved must be 0");
 	return check_attr_combination(attr);
@@ -258,6 +299,30 @@ static void apply_attr(const struct mrc_cache_attr *attr,
 		config->print_stats = attr->print_stats;
 	if (m & MRC_ATTR_PROGRESS_THREAD)
 		config->progress_thread = attr->progress_thread;
+	if (m & MRC_ATTR_IDLE_TIMEOUT)
+		config->idle_timeout_ms = attr->idle_timeout_ms;
+}
+
+/*
+ * The idle bound is enforced by the progress thread, so setting it starts
+ * the thread, unless the caller said "no thread": the caller wins (config
+ * order), and a bound set only by the environment is then dropped, said
+ * once on stderr rather than silently ignored.
+ */
+static void settle_progress(const struct mrc_cache_attr *attr,
+			    struct mrc_config *config)
+{
+	static int warned;
+
+	if (!config->idle_timeout_ms || config->progress_thread)
+		return;
+	if (!attr_has(attr, MRC_ATTR_PROGRESS_THREAD)) {
+		config->progress_thread = 1;
+		return;
+	}
+	if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+		mrc_warn("MRCACHE_IDLE_TIMEOUT is ignored: the program turned the progress thread off (mrc_cache_attr.progress_thread=0), and it is what releases idle registrations");
+	config->idle_timeout_ms = 0;
 }
 
 /**
@@ -278,11 +343,12 @@ int mrc_config_load(const struct mrc_cache_attr *attr,
 		.monitor = MRC_MONITOR_AUTO,
 	};
 	ret = load_environment(config);
-	if (ret || !attr)
-		return ret;
-	ret = check_attr(attr);
+	if (!ret && attr)
+		ret = check_attr(attr);
 	if (ret)
 		return ret;
-	apply_attr(attr, config);
+	if (attr)
+		apply_attr(attr, config);
+	settle_progress(attr, config);
 	return 0;
 }

@@ -6,6 +6,9 @@
 
 #include "mrcache.h"
 
+/* The longest idle bound: region idle stamps are 32-bit milliseconds. */
+#define MRC_IDLE_TIMEOUT_MAX_MS (24u * 24 * 3600 * 1000)
+
 /* The cache's settings after defaults, environment and attributes. */
 struct mrc_config {
 	uint64_t max_bytes;	/* 0: no bound */
@@ -18,6 +21,7 @@ struct mrc_config {
 	uint32_t print_stats;
 	uint32_t progress_thread;
 	uint32_t thread_refs;	/* hits through per-thread slots */
+	uint64_t idle_timeout_ms;	/* 0: idle regions stay */
 };
 
 int mrc_config_load(const struct mrc_cache_attr *attr,

@@ -9,8 +9,9 @@
  * head, a region hit since it was queued is requeued at the tail instead of
  * evicted: a second chance, so the hot path never touches the list and the
  * order approximates least-recently-used. Hits through thread slots
- * (threadrefs/) write no region: eviction first reads the threads' logs
- * of recent hits and marks those regions RECENT, which counts the same.
+ * (threadrefs/) write no region: eviction and the idle sweep first read
+ * the threads' logs of recent hits and mark those regions RECENT, which
+ * counts the same.
  */
 #include "cache.h"
 
@@ -18,6 +19,7 @@ void mrc_lru_add(struct mrc_cache *cache, struct mrc_region *r)
 {
 	r->lru_hits = mrc_region_hits(r);
 	r->flags &= ~MRC_REGION_RECENT;
+	r->idle_since = 0;
 	r->lru_next = NULL;
 	r->lru_prev = cache->lru_tail;
 	if (cache->lru_tail)
@@ -97,6 +99,16 @@ static struct mrc_region *pick_idle(struct mrc_cache *cache)
  *
  * Return: the bytes released.
  */
+static uint64_t evict(struct mrc_cache *cache, struct mrc_region *victim)
+{
+	uint64_t len = victim->node.end - victim->node.start;
+
+	mrc_region_kill(cache, victim);
+	cache->count.evictions++;
+	mrc_drain_deferred(cache);
+	return len;
+}
+
 uint64_t mrc_evict_idle(struct mrc_cache *cache, mrc_evict_enough_fn enough,
 			const void *arg)
 {
@@ -105,11 +117,59 @@ uint64_t mrc_evict_idle(struct mrc_cache *cache, mrc_evict_enough_fn enough,
 
 	if (cache->thread_refs && !enough(cache, 0, arg))
 		mrc_trefs_harvest(cache);
-	while (!enough(cache, freed, arg) && (victim = pick_idle(cache))) {
-		freed += victim->node.end - victim->node.start;
-		mrc_region_kill(cache, victim);
-		cache->count.evictions++;
-		mrc_drain_deferred(cache);
+	while (!enough(cache, freed, arg) && (victim = pick_idle(cache)))
+		freed += evict(cache, victim);
+	return freed;
+}
+
+/* One region's turn in the idle sweep; returns the bytes it released. */
+static uint64_t sweep_one(struct mrc_cache *cache, struct mrc_region *r,
+			  uint32_t now, uint32_t timeout_ms)
+{
+	if (!idle(cache, r)) {
+		r->idle_since = 0;	/* in use: the clock starts after */
+	} else if (hit_since_queued(r)) {
+		requeue(cache, r);	/* hit since the last look */
+		r->idle_since = now;
+	} else if (!r->idle_since) {
+		r->idle_since = now;
+	} else if (now - r->idle_since >= timeout_ms) {
+		return evict(cache, r);
+	}
+	return 0;
+}
+
+/**
+ * mrc_lru_sweep_idle() - evict regions nobody used for @timeout_ms.
+ * @cache: locked cache.
+ * @now: the sweep clock in milliseconds, never 0 (wraps after 49 days).
+ * @timeout_ms: the idle bound, at most MRC_IDLE_TIMEOUT_MAX_MS.
+ *
+ * A hit writes nothing but the state word, so a region's last use is not
+ * known to the millisecond: each sweep looks at every region once and
+ * starts its idle clock at the first sweep that finds it unreferenced and
+ * not hit since the sweep before. A region is therefore evicted only after
+ * it was idle for at least @timeout_ms, and at most two sweep periods
+ * later than that. Regions found hit are requeued at the LRU tail, which
+ * keeps the eviction order closer to least recently used too.
+ *
+ * Return: the bytes released.
+ */
+uint64_t mrc_lru_sweep_idle(struct mrc_cache *cache, uint32_t now,
+			    uint32_t timeout_ms)
+{
+	/* Requeued regions go behind the ones not yet looked at. */
+	size_t budget = cache->lru_len;
+	struct mrc_region *r = cache->lru_head;
+	uint64_t freed = 0;
+
+	if (cache->thread_refs)
+		mrc_trefs_harvest(cache);
+	while (r && budget--) {
+		struct mrc_region *next = r->lru_next;
+
+		freed += sweep_one(cache, r, now, timeout_ms);
+		r = next;
 	}
 	return freed;
 }

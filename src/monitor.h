@@ -63,7 +63,12 @@ struct mrc_monitor {
 	 * even while other events wait to be drained.
 	 */
 	const uint64_t *generations;
-	int progress_thread;	/* the cache asked for a progress thread */
+	/*
+	 * Optional: a descriptor that polls readable when drain() has work,
+	 * so the cache's progress thread (progress.c) wakes for it; -1 when
+	 * the monitor has none (the thread then looks at least every second).
+	 */
+	int wait_fd;
 	void *priv;
 };
 

@@ -20,11 +20,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -77,10 +74,7 @@ struct kmod_monitor {
 	uint64_t pressure_handled;
 	uint32_t next_cookie;
 	struct watch_slot *watches;	/* indexed by watch id */
-	pthread_t progress;
-	int wake_fd;			/* eventfd stopping the progress thread */
-	int progress_running;
-	pid_t owner;			/* a forked child has no progress thread */
+	pid_t owner;			/* a forked child did not inherit the map */
 };
 
 static struct kmod_monitor *kmod(struct mrc_monitor *mon)
@@ -179,8 +173,6 @@ static void kmod_close(struct kmod_monitor *km)
 		munmap(km->map, km->map_len);
 	if (km->fd >= 0)
 		close(km->fd);
-	if (km->wake_fd >= 0)
-		close(km->wake_fd);
 	free(km->watches);
 	free(km);
 }
@@ -214,23 +206,6 @@ static int kmod_setup(struct kmod_monitor *km)
 	return 0;
 }
 
-static void *progress_main(void *arg);
-
-static int start_progress(struct mrc_monitor *mon)
-{
-	struct kmod_monitor *km = kmod(mon);
-	int ret;
-
-	km->wake_fd = eventfd(0, EFD_CLOEXEC);
-	if (km->wake_fd < 0)
-		return mrc_error(errno, "eventfd for the progress thread");
-	ret = pthread_create(&km->progress, NULL, progress_main, mon);
-	if (ret)
-		return mrc_error(ret, "cannot start the progress thread");
-	km->progress_running = 1;
-	return 0;
-}
-
 static int kmod_start(struct mrc_monitor *mon, struct mrc_cache *cache)
 {
 	struct kmod_monitor *km = calloc(1, sizeof(*km));
@@ -241,12 +216,9 @@ static int kmod_start(struct mrc_monitor *mon, struct mrc_cache *cache)
 	if (!km)
 		return mrc_error(ENOMEM, "no memory for the kernel monitor");
 	km->fd = -1;
-	km->wake_fd = -1;
 	km->owner = getpid();
 	mon->priv = km;
 	ret = kmod_setup(km);
-	if (!ret && mon->progress_thread)
-		ret = start_progress(mon);
 	if (ret) {
 		kmod_close(km);
 		mon->priv = NULL;
@@ -254,20 +226,13 @@ static int kmod_start(struct mrc_monitor *mon, struct mrc_cache *cache)
 	}
 	mon->events = km->sequence;
 	mon->generations = km->generations;
+	mon->wait_fd = km->fd;	/* readable when the ring has events */
 	return 0;
 }
 
 static void kmod_stop(struct mrc_monitor *mon)
 {
-	struct kmod_monitor *km = kmod(mon);
-	uint64_t one = 1;
-
-	if (km->progress_running && km->owner == getpid()) {
-		if (write(km->wake_fd, &one, sizeof(one)) != sizeof(one))
-			mrc_warn("cannot wake the progress thread: %s", strerror(errno));
-		pthread_join(km->progress, NULL);
-	}
-	kmod_close(km);
+	kmod_close(kmod(mon));
 	mon->priv = NULL;
 }
 
@@ -388,30 +353,6 @@ static uint32_t kmod_drain(struct mrc_monitor *mon)
 	if (pressure != km->pressure_handled)
 		handle_pressure(mon, pressure);
 	return seq;
-}
-
-/*
- * Drains events for a process that is not calling into the cache, so idle
- * registrations the kernel wants back (migration, reclaim) go promptly.
- */
-static void *progress_main(void *arg)
-{
-	struct mrc_monitor *mon = arg;
-	struct kmod_monitor *km = kmod(mon);
-	struct pollfd fds[2] = {
-		{ .fd = km->fd, .events = POLLIN },
-		{ .fd = km->wake_fd, .events = POLLIN },
-	};
-
-	for (;;) {
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (fds[1].revents || (fds[0].revents & (POLLERR | POLLHUP)))
-			break;
-		if (fds[0].revents & POLLIN)
-			mrc_cache_progress(mon->cache);
-	}
-	return NULL;
 }
 
 const struct mrc_monitor_ops mrc_monitor_kmod_ops = {

@@ -52,7 +52,8 @@ struct mrc_region {
 	struct mrc_region *lru_next;	/* also the deferred-list link */
 	uint32_t lru_hits;		/* hit count when queued in the LRU */
 	struct mrc_watch_ref watch;	/* the monitor's watch of this range */
-	uint32_t reserved;
+	uint32_t idle_since;		/* idle sweep clock (ms) when first seen
+					 * idle since its last use; 0: not yet */
 };
 
 static inline uint32_t mrc_region_access_flags(const struct mrc_region *r)

@@ -47,12 +47,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	if (cache)
-		ck_assert_int_eq(mrc_cache_destroy(cache), 0);
-	/* Everything registered was deregistered exactly once. */
-	ck_assert_uint_eq(fake.live, 0);
-	ck_assert_uint_eq(fake.double_deregs, 0);
-	fake_fini(&fake);
+	fake_teardown(cache, &fake);
 	munmap(arena, ARENA_PAGES * page);
 	unsetenv("MRCACHE_MAX_REGIONS");
 	unsetenv("MRCACHE_MERGE");
@@ -279,6 +274,27 @@ START_TEST(referenced_regions_are_never_evicted)
 }
 END_TEST
 
+/* mrc_cache_flush_idle(): idle regions go now, held ones stay cached. */
+START_TEST(flush_idle_keeps_held_regions)
+{
+	struct mrc_region *held;
+
+	make_cache(&(struct mrc_cache_attr){ .comp_mask = MRC_ATTR_MERGE,
+					    .merge = MRC_MERGE_NONE });
+	held = get_ok(P(0), page, 1);
+	put_ok(get_ok(P(4), page, 1));
+	put_ok(get_ok(P(8), page, 1));
+	ck_assert_uint_eq(fake.live, 3);
+	ck_assert_int_eq(mrc_cache_flush_idle(cache), 0);
+	ck_assert_uint_eq(fake.live, 1);
+	ck_assert_uint_eq(stats().evictions, 2);
+	ck_assert_ptr_eq(get_ok(P(0), page, 1), held);	/* still a hit */
+	put_ok(held);
+	put_ok(held);
+	ck_assert_int_eq(mrc_cache_flush_idle(NULL), -EINVAL);
+}
+END_TEST
+
 START_TEST(invalidate_idle_deregisters_now)
 {
 	struct mrc_region *r;
@@ -406,13 +422,7 @@ END_TEST
 
 static int create_status(void)
 {
-	struct mrc_provider prov = fake_provider(&fake);
-	struct mrc_cache *c = NULL;
-	int ret = mrc_cache_create(&prov, NULL, &c);
-
-	if (!ret)
-		mrc_cache_destroy(c);
-	return ret;
+	return fake_create_status(&fake, NULL);
 }
 
 START_TEST(environment_is_validated)
@@ -761,6 +771,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, evicts_least_recently_used_by_count);
 	tcase_add_test(tc, evicts_by_bytes);
 	tcase_add_test(tc, referenced_regions_are_never_evicted);
+	tcase_add_test(tc, flush_idle_keeps_held_regions);
 	tcase_add_test(tc, invalidate_idle_deregisters_now);
 	tcase_add_test(tc, invalidate_referenced_defers_to_last_put);
 	tcase_add_test(tc, provider_failure_is_reported);

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
+#include <check.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,38 @@ void fake_fini(struct fake_provider *fake)
 {
 	free(fake->regs);
 	pthread_mutex_destroy(&fake->lock);
+}
+
+size_t fake_read(struct fake_provider *fake, const size_t *counter)
+{
+	size_t n;
+
+	pthread_mutex_lock(&fake->lock);
+	n = *counter;
+	pthread_mutex_unlock(&fake->lock);
+	return n;
+}
+
+int fake_create_status(struct fake_provider *fake,
+		       const struct mrc_cache_attr *attr)
+{
+	struct mrc_provider prov = fake_provider(fake);
+	struct mrc_cache *c = NULL;
+	int ret = mrc_cache_create(&prov, attr, &c);
+
+	if (!ret)
+		mrc_cache_destroy(c);
+	return ret;
+}
+
+void fake_teardown(struct mrc_cache *cache, struct fake_provider *fake)
+{
+	if (cache)
+		ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	/* Everything registered was deregistered exactly once. */
+	ck_assert_uint_eq(fake->live, 0);
+	ck_assert_uint_eq(fake->double_deregs, 0);
+	fake_fini(fake);
 }
 
 struct mrc_provider fake_provider(struct fake_provider *fake)

@@ -56,6 +56,14 @@ struct fake_provider {
 
 void fake_init(struct fake_provider *fake);
 void fake_fini(struct fake_provider *fake);
+/* One of @fake's counters (&fake->count, &fake->live), read under its lock. */
+size_t fake_read(struct fake_provider *fake, const size_t *counter);
+/* mrc_cache_create()'s result with @attr; a cache made is destroyed. */
+int fake_create_status(struct fake_provider *fake,
+		       const struct mrc_cache_attr *attr);
+/* A test's end: destroy @cache (if any), assert nothing leaked or was
+ * deregistered twice, fake_fini(). */
+void fake_teardown(struct mrc_cache *cache, struct fake_provider *fake);
 struct mrc_provider fake_provider(struct fake_provider *fake);
 /* The registration behind a region's handle. */
 const struct fake_reg *fake_reg_of(struct fake_provider *fake,

@@ -405,12 +405,7 @@ static long iters(void)
 
 static size_t registrations(void)
 {
-	size_t n;
-
-	pthread_mutex_lock(&fake.lock);
-	n = fake.count;
-	pthread_mutex_unlock(&fake.lock);
-	return n;
+	return fake_read(&fake, &fake.count);
 }
 
 /* The handle of a get of [p, p + len) must be a registration after @n. */

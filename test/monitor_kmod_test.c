@@ -49,11 +49,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	if (cache)
-		ck_assert_int_eq(mrc_cache_destroy(cache), 0);
-	ck_assert_uint_eq(fake.live, 0);
-	ck_assert_uint_eq(fake.double_deregs, 0);
-	fake_fini(&fake);
+	fake_teardown(cache, &fake);
 }
 
 static char *map_pages(void *hint, size_t pages, int fixed)

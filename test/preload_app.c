@@ -11,6 +11,21 @@
  *   preload_app munmap MESSAGES SIZE
  *       mmap() source and target per message, munmap() both after; the
  *       target is registered per message too (remote write)
+ *   preload_app churn ROUNDS SET SIZE
+ *       each round malloc() SET buffers, a message from each, free() all
+ *   preload_app static MESSAGES SIZE
+ *       the baseline: one buffer registered once for every message
+ *   (reuse, churn and static print the time per message)
+ *   preload_app rereg SIZE | badinput SIZE | double SIZE
+ *       ibv_rereg_mr() cases, bad input, an MR deregistered twice: each
+ *       call's result printed, for the script to compare runs
+ *   preload_app fork SIZE safe|unsafe
+ *       one message, then fork(); VmPin before and after, and how a
+ *       registration in the child went (safe: ibv_fork_init() first)
+ *   preload_app idle SIZE MS
+ *       one message from a SIZE buffer, then sleep MS milliseconds and
+ *       print the process's pinned memory (VmPin) before and after: the
+ *       buffer stays allocated, so only an idle bound can unpin it
  *
  * Each message: fill the source with a pattern of its own, register it
  * (local access), RDMA WRITE it into the target, check every byte the
@@ -23,6 +38,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <time.h>
 
 #include "rdma_pair.h"
 
@@ -45,6 +63,20 @@ static int check(const uint8_t *dst, size_t size, unsigned long msg)
 	return 0;
 }
 
+/* Write message @msg from @src (@lkey) into @dst (@rkey), check every byte. */
+static int write_check(uint8_t *src, uint32_t lkey, uint8_t *dst,
+		       uint32_t rkey, size_t size, unsigned long msg)
+{
+	for (size_t j = 0; j < size; j++)
+		src[j] = pattern(msg, j);
+	memset(dst, 0, size);
+	if (rdma_pair_write(&pair, src, size, lkey, (uintptr_t)dst, rkey)) {
+		fprintf(stderr, "preload_app: %s\n", rdma_pair_error(&pair));
+		return 1;
+	}
+	return check(dst, size, msg);
+}
+
 /* One message from @src into @dst (whose rkey is @rkey). */
 static int transfer(uint8_t *src, uint8_t *dst, uint32_t rkey, size_t size,
 		    unsigned long msg)
@@ -52,9 +84,6 @@ static int transfer(uint8_t *src, uint8_t *dst, uint32_t rkey, size_t size,
 	struct ibv_mr *mr;
 	int ret;
 
-	for (size_t j = 0; j < size; j++)
-		src[j] = pattern(msg, j);
-	memset(dst, 0, size);
 	mr = ibv_reg_mr(pair.pd, src, size, IBV_ACCESS_LOCAL_WRITE);
 	if (!mr) {
 		fprintf(stderr, "preload_app: ibv_reg_mr: %s\n", strerror(errno));
@@ -65,15 +94,12 @@ static int transfer(uint8_t *src, uint8_t *dst, uint32_t rkey, size_t size,
 			mr->addr, mr->length, (void *)src, size);
 		return 1;
 	}
-	ret = rdma_pair_write(&pair, src, size, mr->lkey,
-			      (uintptr_t)dst, rkey);
-	if (ret)
-		fprintf(stderr, "preload_app: %s\n", rdma_pair_error(&pair));
+	ret = write_check(src, mr->lkey, dst, rkey, size, msg);
 	if (ibv_dereg_mr(mr)) {
 		fprintf(stderr, "preload_app: ibv_dereg_mr failed\n");
 		return 1;
 	}
-	return ret ? 1 : check(dst, size, msg);
+	return ret;
 }
 
 static struct ibv_mr *target(void *buf, size_t size)
@@ -88,6 +114,21 @@ static struct ibv_mr *target(void *buf, size_t size)
 	return mr;
 }
 
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static void per_message(const char *what, unsigned long n, size_t size,
+			double start)
+{
+	printf("preload_app: %s: %lu messages of %zu bytes, %.1f us per message\n",
+	       what, n, size, n ? (now_us() - start) / (double)n : 0.0);
+}
+
 static int run_reuse(unsigned long n, unsigned long ws, size_t size)
 {
 	uint8_t **bufs = calloc(ws, sizeof(*bufs));
@@ -95,10 +136,14 @@ static int run_reuse(unsigned long n, unsigned long ws, size_t size)
 	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
 	int ret = !bufs || !tmr;
 
+	double start;
+
 	for (unsigned long i = 0; i < ws && !ret; i++)
 		ret = !(bufs[i] = malloc(size));
+	start = now_us();
 	for (unsigned long i = 0; i < n && !ret; i++)
 		ret = transfer(bufs[i % ws], dst, tmr->rkey, size, i);
+	per_message("reuse", n, size, start);
 	if (tmr)
 		ibv_dereg_mr(tmr);
 	for (unsigned long i = 0; bufs && i < ws; i++)
@@ -122,6 +167,57 @@ static int run_free(unsigned long n, size_t size)
 	}
 	if (tmr)
 		ibv_dereg_mr(tmr);
+	free(dst);
+	return ret;
+}
+
+/*
+ * Allocation churn: each round mallocs @ws buffers, sends one message
+ * from each, and frees them all; whether the next round's buffers land on
+ * pages still registered is the allocator's doing.
+ */
+static int run_churn(unsigned long rounds, unsigned long ws, size_t size)
+{
+	uint8_t **bufs = calloc(ws, sizeof(*bufs)), *dst = malloc(size);
+	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
+	unsigned long msg = 0;
+	int ret = !bufs || !tmr;
+	double start = now_us();
+
+	for (unsigned long r = 0; r < rounds && !ret; r++) {
+		for (unsigned long i = 0; i < ws && !ret; i++)
+			ret = !(bufs[i] = malloc(size)) ||
+			      transfer(bufs[i], dst, tmr->rkey, size, msg++);
+		for (unsigned long i = 0; i < ws; i++) {
+			free(bufs[i]);
+			bufs[i] = NULL;
+		}
+	}
+	per_message("churn", msg, size, start);
+	if (tmr)
+		ibv_dereg_mr(tmr);
+	free(bufs);
+	free(dst);
+	return ret;
+}
+
+/* The baseline: one buffer registered once, every message through it. */
+static int run_static(unsigned long n, size_t size)
+{
+	uint8_t *src = malloc(size), *dst = malloc(size);
+	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
+	struct ibv_mr *mr = src ? ibv_reg_mr(pair.pd, src, size, IBV_ACCESS_LOCAL_WRITE) : NULL;
+	int ret = !tmr || !mr;
+	double start = now_us();
+
+	for (unsigned long i = 0; i < n && !ret; i++)
+		ret = write_check(src, mr->lkey, dst, tmr->rkey, size, i);
+	per_message("static", n, size, start);
+	if (mr)
+		ibv_dereg_mr(mr);
+	if (tmr)
+		ibv_dereg_mr(tmr);
+	free(src);
 	free(dst);
 	return ret;
 }
@@ -153,18 +249,253 @@ static int run_munmap(unsigned long n, size_t size)
 	return ret;
 }
 
+/* The process's pinned memory in kB (ib_umem counts it), or -1. */
+static long vm_pin_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static int run_idle(size_t size, unsigned long ms)
+{
+	uint8_t *src = malloc(size), *dst = malloc(size);
+	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
+	long before;
+	int ret = !src || !tmr || transfer(src, dst, tmr->rkey, size, 0);
+
+	if (tmr && ibv_dereg_mr(tmr))
+		ret = 1;
+	before = vm_pin_kb();
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+	printf("preload_app: idle: VmPin %ld kB after the deregistrations, %ld kB %lu ms later\n",
+	       before, vm_pin_kb(), ms);
+	free(src);
+	free(dst);
+	return ret;
+}
+
+/* Print one call's outcome in a form both runs (with, without) share. */
+static void outcome(const char *what, int ret, int err)
+{
+	printf("preload_app: %s: %d errno %s\n", what, ret,
+	       ret ? strerror(err) : "-");
+}
+
+/* A re-registration and, if it worked, a transfer through the MR. */
+static int rereg_step(const char *what, struct ibv_mr *mr, int flags,
+		      struct ibv_pd *pd, uint8_t *addr, size_t size, int access,
+		      uint8_t *dst, uint32_t rkey, unsigned long msg)
+{
+	int ret;
+
+	errno = 0;
+	ret = ibv_rereg_mr(mr, flags, pd, addr, size, access);
+	outcome(what, ret, errno);
+	if (ret || pd != pair.pd)
+		return 0;
+	if ((flags & IBV_REREG_MR_CHANGE_TRANSLATION) &&
+	    (mr->addr != addr || mr->length != size)) {
+		fprintf(stderr, "preload_app: %s: the MR says %p+%zu\n", what,
+			mr->addr, mr->length);
+		return 1;
+	}
+	return write_check(mr->addr, mr->lkey, dst, rkey, size, msg);
+}
+
+static int run_rereg(size_t size)
+{
+	uint8_t *a = malloc(size), *b = malloc(size), *dst = malloc(size);
+	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
+	struct ibv_pd *pd2 = ibv_alloc_pd(pair.ctx);
+	struct ibv_mr *mr = a ? ibv_reg_mr(pair.pd, a, size, IBV_ACCESS_LOCAL_WRITE) : NULL;
+	const int lw = IBV_ACCESS_LOCAL_WRITE;
+	int ret = !b || !tmr || !pd2 || !mr;
+
+	ret = ret || rereg_step("rereg unknown flag", mr, 1 << 6, NULL, NULL, 0, 0, dst, 0, 0);
+	ret = ret || rereg_step("rereg translation without address", mr,
+				IBV_REREG_MR_CHANGE_TRANSLATION, NULL, NULL, 0, 0, dst, 0, 0);
+	ret = ret || rereg_step("rereg access without CHANGE_ACCESS", mr,
+				IBV_REREG_MR_CHANGE_PD, pd2, NULL, 0, lw, dst, 0, 0);
+	ret = ret || rereg_step("rereg pd to a second pd", mr, IBV_REREG_MR_CHANGE_PD,
+				pd2, NULL, 0, 0, dst, 0, 0);
+	if (!ret && mr->pd == pd2)
+		ret = rereg_step("rereg pd back", mr, IBV_REREG_MR_CHANGE_PD, pair.pd,
+				 a, size, 0, dst, tmr->rkey, 1);
+	ret = ret || rereg_step("rereg access", mr, IBV_REREG_MR_CHANGE_ACCESS, pair.pd,
+				a, size, lw | IBV_ACCESS_REMOTE_READ, dst, tmr->rkey, 2);
+	ret = ret || rereg_step("rereg translation", mr, IBV_REREG_MR_CHANGE_TRANSLATION,
+				pair.pd, b, size, 0, dst, tmr->rkey, 3);
+	if (mr && ibv_dereg_mr(mr))
+		ret = 1;
+	if (tmr)
+		ibv_dereg_mr(tmr);
+	if (pd2 && ibv_dealloc_pd(pd2))
+		ret = 1;
+	free(a);
+	free(b);
+	free(dst);
+	return ret;
+}
+
+static int try_reg(const char *what, struct ibv_pd *pd, void *addr,
+		   size_t size, int access, struct ibv_mr **mrp)
+{
+	struct ibv_mr *mr;
+
+	errno = 0;
+	mr = ibv_reg_mr(pd, addr, size, access);
+	outcome(what, mr ? 0 : -1, errno);
+	if (mrp)
+		*mrp = mr;
+	else if (mr)
+		ibv_dereg_mr(mr);
+	return 0;
+}
+
+/* Bad input the program gets the same answer to, with or without the preload. */
+static int run_badinput(size_t size)
+{
+	uint8_t *gone = map(size), *ro = map(size), *buf = malloc(size);
+	struct ibv_pd *pd2 = ibv_alloc_pd(pair.ctx);
+	struct ibv_mr *mr = NULL;
+	int ret = !gone || !ro || !buf || !pd2;
+
+	if (ret)
+		return 1;
+	/*
+	 * A registration first, so anything the preload maps for its cache
+	 * (tables, the module's ring) exists before the hole below is made:
+	 * mapped later it could land in the hole.
+	 */
+	try_reg("reg mapped, local write", pair.pd, buf, size, IBV_ACCESS_LOCAL_WRITE, NULL);
+	munmap(gone, size);
+	mprotect(ro, size, PROT_READ);
+	try_reg("reg unmapped, local write", pair.pd, gone, size, IBV_ACCESS_LOCAL_WRITE, NULL);
+	try_reg("reg read-only, local write", pair.pd, ro, size, IBV_ACCESS_LOCAL_WRITE, NULL);
+	try_reg("reg read-only, read only", pair.pd, ro, size, 0, NULL);
+	try_reg("reg on a second pd", pd2, buf, size, IBV_ACCESS_LOCAL_WRITE, &mr);
+	ret = ibv_dealloc_pd(pd2);
+	outcome("dealloc pd holding an MR", ret, ret);
+	ret = mr ? ibv_dereg_mr(mr) : -1;
+	outcome("dereg that MR", ret, ret);
+	ret = ibv_dealloc_pd(pd2);
+	outcome("dealloc pd after the dereg", ret, ret);
+	munmap(ro, size);
+	free(buf);
+	return ret != 0;
+}
+
+/* An MR deregistered twice: the second call's answer (libibverbs reads freed memory). */
+static int run_double(size_t size)
+{
+	uint8_t *buf = malloc(size);
+	struct ibv_mr *mr = buf ? ibv_reg_mr(pair.pd, buf, size, IBV_ACCESS_LOCAL_WRITE) : NULL;
+	int ret;
+
+	if (!mr)
+		return 1;
+	ret = ibv_dereg_mr(mr);
+	outcome("dereg once", ret, ret);
+	fflush(stdout);
+	ret = ibv_dereg_mr(mr);
+	outcome("dereg twice", ret, ret);
+	free(buf);
+	return 0;
+}
+
+/*
+ * One message (its registration cached and idle), then fork(): the
+ * child registers a page of its own and says how that went; the parent
+ * prints its pinned memory before and after. @safe: ibv_fork_init() first.
+ */
+static int run_fork(size_t size, int safe)
+{
+	uint8_t *src = malloc(size), *dst = malloc(size), page[4096];
+	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
+	int ret = !src || !tmr, status = 0;
+	long before;
+	pid_t pid;
+
+	if (safe)
+		outcome("ibv_fork_init", ibv_fork_init(), errno);
+	ret = ret || transfer(src, dst, tmr->rkey, size, 0);
+	before = vm_pin_kb();
+	fflush(stdout);
+	pid = ret ? -1 : fork();
+	if (pid == 0) {
+		struct ibv_mr *mr = ibv_reg_mr(pair.pd, page, sizeof(page), 0);
+
+		outcome("child: reg", mr ? 0 : -1, errno);
+		if (mr)
+			outcome("child: dereg", ibv_dereg_mr(mr), errno);
+		fflush(stdout);
+		_exit(0);
+	}
+	if (pid > 0 && (waitpid(pid, &status, 0) != pid || status))
+		ret = 1;
+	printf("preload_app: fork: VmPin %ld kB before fork, %ld kB after\n",
+	       before, vm_pin_kb());
+	if (tmr)
+		ibv_dereg_mr(tmr);
+	free(src);
+	free(dst);
+	return ret || pid < 0;
+}
+
+static unsigned long arg(char **argv, int i)
+{
+	return strtoul(argv[i], NULL, 0);
+}
+
+static int m_reuse(char **a) { return run_reuse(arg(a, 2), arg(a, 3), arg(a, 4)); }
+static int m_free(char **a) { return run_free(arg(a, 2), arg(a, 3)); }
+static int m_munmap(char **a) { return run_munmap(arg(a, 2), arg(a, 3)); }
+static int m_idle(char **a) { return run_idle(arg(a, 2), arg(a, 3)); }
+static int m_churn(char **a) { return run_churn(arg(a, 2), arg(a, 3), arg(a, 4)); }
+static int m_static(char **a) { return run_static(arg(a, 2), arg(a, 3)); }
+static int m_rereg(char **a) { return run_rereg(arg(a, 2)); }
+static int m_badinput(char **a) { return run_badinput(arg(a, 2)); }
+static int m_double(char **a) { return run_double(arg(a, 2)); }
+static int m_fork(char **a) { return run_fork(arg(a, 2), !strcmp(a[3], "safe")); }
+
+static const struct mode {
+	const char *name;
+	int argc;
+	int (*run)(char **argv);
+	const char *usage;
+} modes[] = {
+	{ "reuse", 5, m_reuse, "MESSAGES WORKING_SET SIZE" },
+	{ "free", 4, m_free, "MESSAGES SIZE" },
+	{ "munmap", 4, m_munmap, "MESSAGES SIZE" },
+	{ "idle", 4, m_idle, "SIZE MS" },
+	{ "churn", 5, m_churn, "ROUNDS SET SIZE" },
+	{ "static", 4, m_static, "MESSAGES SIZE" },
+	{ "rereg", 3, m_rereg, "SIZE" },
+	{ "badinput", 3, m_badinput, "SIZE" },
+	{ "double", 3, m_double, "SIZE" },
+	{ "fork", 4, m_fork, "SIZE safe|unsafe" },
+};
+
 static int run(int argc, char **argv)
 {
-	unsigned long n = argc > 2 ? strtoul(argv[2], NULL, 0) : 0;
+	const size_t n = sizeof(modes) / sizeof(modes[0]);
 
-	if (argc == 5 && !strcmp(argv[1], "reuse"))
-		return run_reuse(n, strtoul(argv[3], NULL, 0),
-				 strtoul(argv[4], NULL, 0));
-	if (argc == 4 && !strcmp(argv[1], "free"))
-		return run_free(n, strtoul(argv[3], NULL, 0));
-	if (argc == 4 && !strcmp(argv[1], "munmap"))
-		return run_munmap(n, strtoul(argv[3], NULL, 0));
-	fprintf(stderr, "usage: preload_app reuse MESSAGES WORKING_SET SIZE | free MESSAGES SIZE | munmap MESSAGES SIZE\n");
+	for (size_t i = 0; i < n; i++)
+		if (argc == modes[i].argc && !strcmp(argv[1], modes[i].name))
+			return modes[i].run(argv);
+	fprintf(stderr, "usage:\n");
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "  preload_app %s %s\n", modes[i].name, modes[i].usage);
 	return 2;
 }
 

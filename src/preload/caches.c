@@ -59,6 +59,28 @@ static int real_dereg(void *ctx, void *handle)
 	return ret > 0 ? -ret : ret;
 }
 
+/*
+ * The preload's defaults, where the environment says nothing: a progress
+ * thread, and idle registrations released after PRELOAD_IDLE_TIMEOUT_MS,
+ * so a program that registered a large buffer once does not keep it
+ * pinned (and counted against RLIMIT_MEMLOCK) for the rest of its life.
+ * The program cannot say anything here: it does not know about the cache.
+ */
+#define PRELOAD_IDLE_TIMEOUT_MS 10000
+
+static void default_unpinning(struct mrc_cache_attr *attr)
+{
+	/* MRCACHE_PROGRESS_THREAD=0 turns off the default idle bound too. */
+	if (getenv("MRCACHE_PROGRESS_THREAD"))
+		return;
+	attr->comp_mask |= MRC_ATTR_PROGRESS_THREAD;
+	attr->progress_thread = 1;
+	if (!getenv("MRCACHE_IDLE_TIMEOUT")) {
+		attr->comp_mask |= MRC_ATTR_IDLE_TIMEOUT;
+		attr->idle_timeout_ms = PRELOAD_IDLE_TIMEOUT_MS;
+	}
+}
+
 static struct mrc_cache *cache_create(struct ibv_pd *pd, unsigned int access)
 {
 	struct mrc_provider provider = {
@@ -74,6 +96,7 @@ static struct mrc_cache *cache_create(struct ibv_pd *pd, unsigned int access)
 	};
 	struct mrc_cache *cache;
 
+	default_unpinning(&attr);
 	if (access & REMOTE_ACCESS) {
 		attr.comp_mask |= MRC_ATTR_MERGE;
 		attr.merge = MRC_MERGE_NONE;
@@ -122,6 +145,8 @@ struct mrc_cache *preload_cache_get(struct ibv_pd *pd, unsigned int access)
 	if (c)
 		cache = c->cache;
 	pthread_mutex_unlock(&caches_lock);
+	if (cache)
+		preload_fork_handler_install();
 	return cache;
 }
 
@@ -137,12 +162,15 @@ static void add_stats(struct mrc_stats *sum, const struct mrc_stats *s)
 		memcpy(sum->monitor, s->monitor, sizeof(sum->monitor));
 }
 
+typedef int (*cache_match_fn)(const struct preload_cache *c,
+			      const void *what);
+
 /*
- * Deregister everything cached on @pd so the real ibv_dealloc_pd() can
- * succeed. Return: 0, or -EBUSY when the application still holds MRs of
- * the PD (that cache stays; the real call then fails as it would have).
+ * Destroy every cache @match picks, deregistering what it kept. Return: 0,
+ * or -EBUSY when the application still holds MRs of one (that cache
+ * stays; the real call then fails as it would have without the preload).
  */
-int preload_caches_flush_pd(struct ibv_pd *pd)
+static int flush_matching(cache_match_fn match, const void *what)
 {
 	struct preload_cache **pp, *c;
 	struct mrc_stats s;
@@ -150,7 +178,7 @@ int preload_caches_flush_pd(struct ibv_pd *pd)
 
 	pthread_mutex_lock(&caches_lock);
 	for (pp = &caches; (c = *pp);) {
-		if (c->pd != pd || mrc_cache_stats(c->cache, &s)) {
+		if (!match(c, what) || mrc_cache_stats(c->cache, &s)) {
 			pp = &c->next;
 			continue;
 		}
@@ -165,6 +193,37 @@ int preload_caches_flush_pd(struct ibv_pd *pd)
 	}
 	pthread_mutex_unlock(&caches_lock);
 	return ret;
+}
+
+static int on_pd(const struct preload_cache *c, const void *pd)
+{
+	return c->pd == pd;
+}
+
+static int on_context(const struct preload_cache *c, const void *context)
+{
+	return c->pd->context == context;
+}
+
+/* Before ibv_dealloc_pd(): the PD's caches go, so it is not EBUSY. */
+int preload_caches_flush_pd(struct ibv_pd *pd)
+{
+	return flush_matching(on_pd, pd);
+}
+
+/* Before ibv_close_device(): every cache of a PD of @context goes. */
+void preload_caches_flush_context(struct ibv_context *context)
+{
+	flush_matching(on_context, context);
+}
+
+/* Before fork(): every cache drops its idle registrations. */
+void preload_caches_flush_idle(void)
+{
+	pthread_mutex_lock(&caches_lock);
+	for (struct preload_cache *c = caches; c; c = c->next)
+		mrc_cache_flush_idle(c->cache);
+	pthread_mutex_unlock(&caches_lock);
 }
 
 void preload_count_passthrough(void)

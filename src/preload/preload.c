@@ -10,10 +10,10 @@
  * the IBVERBS_1.0 compatibility ibv_reg_mr() calls it too. So only it is
  * wrapped, and every application call is seen exactly once, whichever
  * symbol and version the application linked. ibv_dereg_mr@IBVERBS_1.1 is
- * wrapped the same way (the 1.0 one calls it), and ibv_dealloc_pd to
- * release that PD's idle registrations first, and ibv_rereg_mr@IBVERBS_1.1
- * so it refuses the preload's own MRs (they are copies libibverbs cannot
- * re-register; emulating it is left to do). The wrappers carry the
+ * wrapped the same way (the 1.0 one calls it); ibv_dealloc_pd and
+ * ibv_close_device release the idle registrations the preload keeps on
+ * that PD or device first; ibv_rereg_mr is emulated on the preload's own
+ * MRs (rereg.c) and ibv_fork_init noted (fork.c). The wrappers carry the
  * versions of the symbols they replace (preload.map), so a versioned
  * reference binds to them. The real functions come from dlvsym().
  *
@@ -77,14 +77,20 @@ static void resolve(void)
 	preload_real.dereg_mr = real_symbol("ibv_dereg_mr", "IBVERBS_1.1");
 	preload_real.dealloc_pd = real_symbol("ibv_dealloc_pd", "IBVERBS_1.1");
 	preload_real.rereg_mr = real_symbol("ibv_rereg_mr", "IBVERBS_1.1");
+	preload_real.close_device = real_symbol("ibv_close_device", "IBVERBS_1.1");
+	preload_real.fork_init = real_symbol("ibv_fork_init", "IBVERBS_1.1");
+	/* Newer than the rest (rdma-core 35): looked for, not required. */
+	preload_real.is_fork_initialized =
+		dlvsym(RTLD_NEXT, "ibv_is_fork_initialized", "IBVERBS_1.13");
 	if (!preload_real.reg_mr_iova2 || !preload_real.dereg_mr ||
-	    !preload_real.dealloc_pd || !preload_real.rereg_mr)
+	    !preload_real.dealloc_pd || !preload_real.rereg_mr ||
+	    !preload_real.close_device || !preload_real.fork_init)
 		resolve_ret = -ENOSYS;
 	env_bool("MRCACHE_PRELOAD_REMOTE", &allow_remote);
 	pthread_atfork(NULL, NULL, after_fork_child);
 }
 
-static int ready(void)
+int preload_ready(void)
 {
 	pthread_once(&resolve_once, resolve);
 	if (resolve_ret)
@@ -118,84 +124,146 @@ static int too_wide(const struct mrc_region *r, void *addr, size_t length,
 	       (mrc_region_addr(r) != addr || mrc_region_length(r) != length);
 }
 
-static struct ibv_mr *cached_reg(struct ibv_pd *pd, void *addr,
-				 size_t length, unsigned int access)
+/* A cache's reference behind @p. Return: 0 or a positive errno. */
+static int cached_bind(struct preload_mr *p, struct ibv_pd *pd, void *addr,
+		       size_t length, unsigned int access)
 {
 	struct mrc_cache *cache = preload_cache_get(pd, access);
 	struct mrc_region *r;
-	struct preload_mr *p;
+	int ret;
 
-	if (!cache || mrc_get(cache, addr, length, access, &r))
-		return NULL;
-	p = too_wide(r, addr, length, access) ? NULL : malloc(sizeof(*p));
-	if (!p) {
+	if (!cache)
+		return ENOMEM;
+	ret = mrc_get(cache, addr, length, access, &r);
+	if (ret)
+		return -ret;
+	if (too_wide(r, addr, length, access)) {
 		mrc_put(cache, r);
-		return NULL;
+		return EPERM;
 	}
 	p->mr = *mrc_region_mr(r);
 	p->mr.addr = addr;
 	p->mr.length = length;
 	p->cache = cache;
 	p->region = r;
-	preload_mr_insert(p);
-	return &p->mr;
+	p->real = NULL;
+	p->access = access;
+	return 0;
+}
+
+/* A libibverbs MR of its own behind @p. Return: 0 or a positive errno. */
+static int real_bind(struct preload_mr *p, struct ibv_pd *pd, void *addr,
+		     size_t length, unsigned int access)
+{
+	struct ibv_mr *mr;
+
+	errno = 0;
+	mr = preload_real.reg_mr_iova2(pd, addr, length, (uintptr_t)addr,
+				       access);
+	if (!mr)
+		return errno ? errno : EIO;
+	p->mr = *mr;
+	p->cache = NULL;
+	p->region = NULL;
+	p->real = mr;
+	p->access = access;
+	return 0;
+}
+
+/**
+ * preload_mr_bind() - put a registration of [addr, +length) behind @p.
+ * @cached_only: fail rather than make a registration of its own.
+ *
+ * A cache's when the registration is cacheable, else (unless
+ * @cached_only) a libibverbs MR. @p's application fields become exactly
+ * @pd, @addr, @length. Return: 0, or a positive errno with @p's binding
+ * fields undefined (the caller works on a copy or recycles it).
+ */
+int preload_mr_bind(struct preload_mr *p, struct ibv_pd *pd, void *addr,
+		    size_t length, unsigned int access, int cached_only)
+{
+	int ret = EINVAL;
+
+	if (cacheable(pd, addr, length, (uintptr_t)addr, access)) {
+		ret = cached_bind(p, pd, addr, length, access);
+		if (!ret || cached_only)
+			return ret;
+	}
+	return cached_only ? ret : real_bind(p, pd, addr, length, access);
+}
+
+/* Release what stands behind @p. Return: 0 or libibverbs' error. */
+int preload_mr_unbind(struct preload_mr *p)
+{
+	if (p->real)
+		return preload_real.dereg_mr(p->real);
+	/* In a forked child the parent's cache is closed: only forget. */
+	if (!preload_forked && mrc_put(p->cache, p->region))
+		return EINVAL;
+	return 0;
 }
 
 struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t length,
 				uint64_t iova, unsigned int access)
 {
-	struct ibv_mr *mr;
+	struct preload_mr *p;
 
-	if (!ready())
+	if (!preload_ready())
 		return NULL;
 	if (cacheable(pd, addr, length, iova, access)) {
-		mr = cached_reg(pd, addr, length, access);
-		if (mr)
-			return mr;
+		p = preload_mr_alloc();
+		if (p && !preload_mr_bind(p, pd, addr, length, access, 1)) {
+			preload_mr_publish(p);
+			return &p->mr;
+		}
+		if (p)
+			preload_mr_recycle(p);
 	}
 	preload_count_passthrough();
 	return preload_real.reg_mr_iova2(pd, addr, length, iova, access);
 }
 
+/*
+ * A second deregistration of the preload's MR fails with EINVAL, as
+ * libibverbs' does when the kernel no longer knows the handle; the copy
+ * itself stays readable (mrs.c), so nothing reads freed memory.
+ */
 int ibv_dereg_mr(struct ibv_mr *mr)
 {
 	struct preload_mr *p;
-	int ret = 0;
+	int ret;
 
-	if (!ready())
+	if (!preload_ready())
 		return ENOSYS;
-	p = mr ? preload_mr_remove(mr) : NULL;
+	p = mr ? preload_mr_claim(mr) : NULL;
+	if (p == ERR_PRELOAD_MR_DEAD)
+		return EINVAL;
 	if (!p)
 		return preload_real.dereg_mr(mr);
-	/* In a forked child the parent's cache is closed: only free. */
-	if (!preload_forked && mrc_put(p->cache, p->region))
-		ret = EINVAL;
-	free(p);
-	return ret;
+	ret = preload_mr_unbind(p);
+	if (ret) {
+		preload_mr_publish(p);	/* still the program's */
+		return ret;
+	}
+	preload_mr_recycle(p);
+	return 0;
 }
 
 int ibv_dealloc_pd(struct ibv_pd *pd)
 {
-	if (!ready())
+	if (!preload_ready())
 		return ENOSYS;
 	if (pd && !preload_forked)
 		preload_caches_flush_pd(pd);
 	return preload_real.dealloc_pd(pd);
 }
 
-/*
- * The preload's MRs are copies, not libibverbs objects: refuse them with
- * the "bad input, MR unchanged" answer rather than let the real function
- * read past the copy. Everything else passes through.
- */
-int ibv_rereg_mr(struct ibv_mr *mr, int flags, struct ibv_pd *pd, void *addr,
-		 size_t length, int access)
+/* The caches' registrations must go while the device can still take them. */
+int ibv_close_device(struct ibv_context *context)
 {
-	if (!ready())
-		return IBV_REREG_MR_ERR_INPUT;
-	if (mr && preload_mr_is_ours(mr)) {
-		errno = EOPNOTSUPP;
-		return IBV_REREG_MR_ERR_INPUT;
-	}
-	return preload_real.rereg_mr(mr, flags, pd, addr, length, access);
+	if (!preload_ready())
+		return -1;
+	if (context && !preload_forked)
+		preload_caches_flush_context(context);
+	return preload_real.close_device(context);
 }
