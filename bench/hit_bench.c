@@ -36,7 +36,7 @@
  *          bench/hit_bench.c -L src/.libs -lmrcache \
  *          $(pkg-config --cflags --libs ucx-ucs hwloc) -lpthread
  * Usage: hit_bench [--quick] [--regions 1,1000,65536] [--threads 1,2]
- *                  [--json-only] [--monitor manual|kmod|hooks[,...]]
+ *                  [--json-only] [--monitor manual|kmod|hooks|uffd[,...]]
  *                  [--slow-only | --no-slow]
  *
  * With several monitors (--monitor kmod,hooks) there is one mrcache cache
@@ -127,6 +127,8 @@ static const char *monitor_name(uint32_t monitor)
 		return "kmod";
 	case MRC_MONITOR_HOOKS:
 		return "hooks";
+	case MRC_MONITOR_UFFD:
+		return "uffd";
 	default:
 		return "manual";
 	}
@@ -136,7 +138,7 @@ static const char *monitor_name(uint32_t monitor)
 static int parse_monitors(const char *arg, struct options *o)
 {
 	static const uint32_t kinds[] = { MRC_MONITOR_MANUAL, MRC_MONITOR_KMOD,
-					  MRC_MONITOR_HOOKS };
+					  MRC_MONITOR_HOOKS, MRC_MONITOR_UFFD };
 	const char *p = arg;
 
 	o->nmonitors = 0;
@@ -170,7 +172,8 @@ static void usage(const char *prog)
 		"  --json-only  print only the JSON lines\n"
 		"  --slow-only  only the miss, invalidate and evict rows; --no-slow: none\n"
 		"  --monitor    mrcache's monitor: manual (default), kmod (/dev/mrcache)\n"
-		"               or hooks (libc hooks); a list (kmod,hooks) times one\n"
+		"               hooks (libc hooks) or uffd (userfaultfd); a list\n"
+		"               (kmod,hooks) times one\n"
 		"               cache per monitor in the same run, alternated\n", prog);
 }
 
