@@ -212,6 +212,7 @@ int mrc_watchpoint_valid(const struct mrc_watcher *watcher,
 			 const struct mrc_watchpoint *wp);
 int mrc_watcher_drain(struct mrc_watcher *watcher, mrc_watch_fn fn,
 		      void *arg);
+int mrc_watcher_pending(const struct mrc_watcher *watcher);
 
 const char *mrc_last_error(void);
 

@@ -103,7 +103,9 @@ START_TEST(partial_unmaps_report_whole_range_once)
 
 	watch(&wp, p, 4 * page, 7);
 	ck_assert_int_eq(drain(), 0);
+	ck_assert(!mrc_watcher_pending(w));
 	ck_assert_int_eq(munmap(p + page, page), 0);
+	ck_assert(mrc_watcher_pending(w));
 	ck_assert(!mrc_watchpoint_valid(w, &wp));
 	ck_assert_int_eq(munmap(p + 3 * page, page), 0);
 	ck_assert_int_eq(drain(), 1);
@@ -111,6 +113,7 @@ START_TEST(partial_unmaps_report_whole_range_once)
 	ck_assert_ptr_eq((void *)(uintptr_t)reports[0].start, p);
 	ck_assert_int_eq(reports[0].len, 4 * page);
 	ck_assert(!mrc_watchpoint_valid(w, &wp));
+	ck_assert(!mrc_watcher_pending(w));
 	ck_assert_int_eq(drain(), 0);
 	ck_assert_int_eq(mrc_watcher_remove(w, &wp), 0);
 	munmap(p, 4 * page);

@@ -108,7 +108,7 @@ static bool ofi_valid(struct fid_mem_monitor *m, const void *addr,
 		      size_t len)
 {
 	(void)m;
-	return mrc_ranges_valid(ranges, addr, len);
+	return mrc_ranges_check(ranges, addr, len) == 1;
 }
 
 static struct fi_ops_mem_monitor export_ops = {

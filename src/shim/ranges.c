@@ -133,7 +133,7 @@ static void ask_for_trim(struct mrc_ranges *r)
 {
 	uint64_t one = 1;
 
-	r->trim = 1;
+	__atomic_store_n(&r->trim, 1, __ATOMIC_RELAXED);
 	if (r->wake_fd >= 0 && write(r->wake_fd, &one, sizeof(one)) < 0)
 		fprintf(stderr, "mrcache shim: cannot wake the drain thread: %s\n",
 			strerror(errno));
@@ -172,16 +172,28 @@ void mrc_ranges_unwatch(struct mrc_ranges *r, const void *addr, size_t len)
 	pthread_mutex_unlock(&r->lock);
 }
 
-int mrc_ranges_valid(struct mrc_ranges *r, const void *addr, size_t len)
+int mrc_ranges_check(struct mrc_ranges *r, const void *addr, size_t len)
 {
 	struct range *e;
-	int valid;
+	int ret = 0;
 
 	pthread_mutex_lock(&r->lock);
 	e = find(r, addr, len);
-	valid = e && mrc_watchpoint_valid(r->watcher, &e->wp);
+	if (e)
+		ret = mrc_watchpoint_valid(r->watcher, &e->wp) ? 1 : -ESTALE;
 	pthread_mutex_unlock(&r->lock);
-	return valid;
+	return ret;
+}
+
+void mrc_ranges_forget(struct mrc_ranges *r, const void *addr, size_t len)
+{
+	struct range *e;
+
+	pthread_mutex_lock(&r->lock);
+	e = find(r, addr, len);
+	if (e)
+		drop(r, e);
+	pthread_mutex_unlock(&r->lock);
 }
 
 /*
@@ -210,9 +222,19 @@ static void fired(void *arg, uint64_t cookie, void *addr, size_t len)
 		r->fn(r->arg, (void *)a, l);
 }
 
+static void trim(struct mrc_ranges *r);
+
 int mrc_ranges_drain(struct mrc_ranges *r)
 {
+	if (__atomic_load_n(&r->trim, __ATOMIC_RELAXED))
+		trim(r);
 	return mrc_watcher_drain(r->watcher, fired, r);
+}
+
+int mrc_ranges_pending(const struct mrc_ranges *r)
+{
+	return mrc_watcher_pending(r->watcher) ||
+	       __atomic_load_n(&r->trim, __ATOMIC_RELAXED);
 }
 
 /*
@@ -225,7 +247,7 @@ static void trim(struct mrc_ranges *r)
 	struct { uintptr_t addr; size_t len; } *out;
 
 	pthread_mutex_lock(&r->lock);
-	r->trim = 0;
+	__atomic_store_n(&r->trim, 0, __ATOMIC_RELAXED);
 	n = r->count / TRIM_DIVISOR + 1;
 	out = calloc(n, sizeof(*out));
 	for (size_t i = 0; out && i < n && r->oldest; i++) {
@@ -256,7 +278,7 @@ static void *drain_main(void *arg)
 				break;
 			if (__atomic_load_n(&r->stopping, __ATOMIC_ACQUIRE))
 				break;
-			trim(r);
+			mrc_ranges_drain(r);
 		}
 		if (fds[0].revents & (POLLERR | POLLHUP))
 			break;

@@ -40,9 +40,16 @@ const char *mrc_ranges_monitor(const struct mrc_ranges *r);
 /* Watch (again) [addr, addr + len). Return: 0 or -errno. */
 int mrc_ranges_watch(struct mrc_ranges *r, const void *addr, size_t len);
 void mrc_ranges_unwatch(struct mrc_ranges *r, const void *addr, size_t len);
-/* 1 while the range is watched and unchanged; 0 otherwise. */
-int mrc_ranges_valid(struct mrc_ranges *r, const void *addr, size_t len);
+/*
+ * 1 while the range is watched and unchanged, 0 when it is not watched,
+ * -ESTALE when its watch saw a change (not necessarily delivered yet).
+ */
+int mrc_ranges_check(struct mrc_ranges *r, const void *addr, size_t len);
+/* Drop the range's watch, whatever it saw (its report is skipped). */
+void mrc_ranges_forget(struct mrc_ranges *r, const void *addr, size_t len);
 /* Report what changed now, on the calling thread. Return: count or -errno. */
 int mrc_ranges_drain(struct mrc_ranges *r);
+/* Cheap (a load or two): might mrc_ranges_drain() report anything? */
+int mrc_ranges_pending(const struct mrc_ranges *r);
 
 #endif /* MRC_SHIM_RANGES_H */

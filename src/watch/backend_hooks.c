@@ -43,6 +43,7 @@ struct hooks_backend {
 	uint64_t cursor;	/* next record position to collect */
 	uint32_t collected;	/* event word at the last collect */
 	int event_fd;		/* -1 until mrc_watcher_fd() */
+	int signalled;		/* event_fd holds a count to reset */
 	int stop_fd;
 	pthread_t signaller;
 };
@@ -131,12 +132,15 @@ static void fire_overlapping(void *arg, uint64_t start, uint64_t end)
 	}
 }
 
+/* Only after a signal: a read per collect would tax every cache lookup. */
 static void reset_event_fd(struct hooks_backend *hb)
 {
 	uint64_t count;
 
-	if (hb->event_fd >= 0 &&
-	    read(hb->event_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+	if (!mrc_load_relaxed(&hb->signalled) ||
+	    !mrc_exchange(&hb->signalled, 0))
+		return;
+	if (read(hb->event_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		mrc_warn("cannot reset the watcher's eventfd: %s", strerror(errno));
 }
 
@@ -184,6 +188,14 @@ static int hooks_valid(const struct mrc_watcher *w,
 	return !mrc_record_overlaps(cursor, wp->start, wp->end);
 }
 
+static int hooks_pending(const struct mrc_watcher *w)
+{
+	const struct hooks_backend *hb = hb_of(w);
+
+	return mrc_load_acquire(mrc_record_event_word()) !=
+	       mrc_load_acquire(&hb->collected);
+}
+
 static void *signaller_main(void *arg)
 {
 	struct hooks_backend *hb = arg;
@@ -201,6 +213,12 @@ static void *signaller_main(void *arg)
 			continue;
 		if (write(hb->event_fd, &one, sizeof(one)) != sizeof(one))
 			break;
+		/*
+		 * After the write: a collect that sees the flag finds the
+		 * count to reset. One that ran in between left it, and the
+		 * drain it woke comes back once more to reset it.
+		 */
+		mrc_store_release(&hb->signalled, 1);
 		signalled = word;
 	}
 	return NULL;
@@ -251,4 +269,5 @@ const struct mrc_watch_backend mrc_watch_hooks = {
 	.collect = hooks_collect,
 	.valid = hooks_valid,
 	.fd = hooks_fd,
+	.pending = hooks_pending,
 };

@@ -43,6 +43,7 @@ struct kmod_backend {
 	uint32_t mask;
 	uint32_t slots;
 	uint64_t overflow_handled;
+	uint32_t collected;	/* sequence word at the last collect */
 	struct kid_slot *kids;
 };
 
@@ -88,6 +89,7 @@ static int setup(struct kmod_backend *kb)
 	kb->mask = api.ring_entries - 1;
 	kb->slots = api.watch_slots;
 	kb->overflow_handled = mrc_load_acquire((uint64_t *)at(kb, kb->off.overflow));
+	kb->collected = mrc_load_acquire((uint32_t *)at(kb, kb->off.sequence));
 	kb->kids = calloc(kb->slots, sizeof(*kb->kids));
 	if (!kb->kids)
 		return mrc_error(ENOMEM, "no memory for %u watch ids", kb->slots);
@@ -178,10 +180,16 @@ static void handle_event(struct mrc_watcher *w, const struct mrc_event *ev)
 		mrc_watcher_fire(w, k->slot);
 }
 
-/* Consumer side of the ring; the barriers as in monitor_kmod.c's drain. */
+/*
+ * Consumer side of the ring; the barriers as in monitor_kmod.c's drain.
+ * The sequence word is loaded first: the kernel moves it last, so what it
+ * tells of is visible below, and anything later moves it again.
+ */
 static void kmod_collect(struct mrc_watcher *w)
 {
 	struct kmod_backend *kb = w->priv;
+	/* Pairs with the kernel's store-release in mrc_ring_tick(). */
+	uint32_t seq = mrc_load_acquire((uint32_t *)at(kb, kb->off.sequence));
 	/* Pairs with the kernel's store-release of the producer index. */
 	uint32_t prod = mrc_load_acquire((uint32_t *)at(kb, kb->off.producer));
 	uint32_t *consumer = at(kb, kb->off.consumer);
@@ -193,12 +201,22 @@ static void kmod_collect(struct mrc_watcher *w)
 	/* Pairs with the kernel's load-acquire before it reuses the slots. */
 	mrc_store_release(consumer, prod);
 	overflow = mrc_load_acquire((uint64_t *)at(kb, kb->off.overflow));
-	if (overflow == kb->overflow_handled)
-		return;
-	/* Lost events: any watch may have fired. */
-	mrc_watcher_fire_all(w);
-	kb->overflow_handled = overflow;
-	mrc_store_release((uint64_t *)at(kb, kb->off.overflow_seen), overflow);
+	if (overflow != kb->overflow_handled) {
+		/* Lost events: any watch may have fired. */
+		mrc_watcher_fire_all(w);
+		kb->overflow_handled = overflow;
+		mrc_store_release((uint64_t *)at(kb, kb->off.overflow_seen),
+				  overflow);
+	}
+	mrc_store_release(&kb->collected, seq);
+}
+
+static int kmod_pending(const struct mrc_watcher *w)
+{
+	const struct kmod_backend *kb = w->priv;
+
+	return mrc_load_acquire((uint32_t *)at(kb, kb->off.sequence)) !=
+	       mrc_load_acquire(&kb->collected);
 }
 
 static int kmod_fd(struct mrc_watcher *w)
@@ -214,4 +232,5 @@ const struct mrc_watch_backend mrc_watch_kmod = {
 	.remove = kmod_remove,
 	.collect = kmod_collect,
 	.fd = kmod_fd,
+	.pending = kmod_pending,
 };

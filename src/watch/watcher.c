@@ -51,8 +51,9 @@ void mrc_watcher_fire(struct mrc_watcher *w, struct mrc_watch_slot *s)
 		w->fired = f;
 		w->fired_cap = cap;
 	}
-	w->fired[w->nfired++] = (struct mrc_watch_fired){
+	w->fired[w->nfired] = (struct mrc_watch_fired){
 		s->cookie, s->node.start, s->node.end };
+	__atomic_store_n(&w->nfired, w->nfired + 1, __ATOMIC_RELAXED);
 }
 
 void mrc_watcher_fire_all(struct mrc_watcher *w)
@@ -354,6 +355,16 @@ int mrc_watchpoint_valid(const struct mrc_watcher *w,
 	return mrc_load_acquire(wp->word) == wp->generation;
 }
 
+/*
+ * Lock-free: may a drain report something? The fired count is written
+ * under the lock; a stale read only delays a report to the next call.
+ */
+int mrc_watcher_pending(const struct mrc_watcher *w)
+{
+	return __atomic_load_n(&w->nfired, __ATOMIC_RELAXED) ||
+	       w->backend->pending(w);
+}
+
 static size_t take_fired(struct mrc_watcher *w, struct mrc_watch_fired **list)
 {
 	size_t n;
@@ -363,7 +374,7 @@ static size_t take_fired(struct mrc_watcher *w, struct mrc_watch_fired **list)
 	*list = w->fired;
 	n = w->nfired;
 	w->fired = NULL;
-	w->nfired = 0;
+	__atomic_store_n(&w->nfired, 0, __ATOMIC_RELAXED);
 	w->fired_cap = 0;
 	pthread_mutex_unlock(&w->lock);
 	return n;

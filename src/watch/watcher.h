@@ -64,6 +64,8 @@ struct mrc_watch_backend {
 	int (*valid)(const struct mrc_watcher *w,
 		     const struct mrc_watchpoint *wp);
 	int (*fd)(struct mrc_watcher *w);
+	/* Lock-free: has the monitor seen anything since the last collect? */
+	int (*pending)(const struct mrc_watcher *w);
 };
 
 struct mrc_watcher {
