@@ -14,30 +14,11 @@
 # has an RDMA device and the module.
 set -u
 
-top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-top_builddir=${top_builddir:-$PWD}
+. "$(dirname "$0")/shim_common.sh"
 app=$top_builddir/test/ofi_test
 lib=$top_builddir/src/ofi/.libs/libmrcache-ofi.so
-kmod=$top_builddir/kmod-build/mrcache.ko
+rerun_in_vm "$app" "$lib" "${MRCACHE_OFI_TIMEOUT:-600}"
 
-say() { printf 'ofi.sh: %s\n' "$*" >&2; }
-
-if [[ ${MRCACHE_OFI_INSIDE:-0} != 1 ]]; then
-	[[ -x $app && -f $lib ]] || { say "build first: $app, $lib"; exit 99; }
-	export LD_LIBRARY_PATH=$top_builddir/src/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-	export MRCACHE_OFI_INSIDE=1
-	cd "$top_builddir" || exit 99
-	exec "$top_srcdir/test/in-vm.sh" --rdma --kmod "$kmod" --numa \
-		--timeout "${MRCACHE_OFI_TIMEOUT:-600}" -- bash "$0"
-fi
-
-status=0
-run() {
-	local name=$1
-	shift
-	say "--- $name"
-	"$@" || { say "FAIL: $name"; status=1; }
-}
 run "libfabric's own monitor" env FI_LOG_LEVEL=warn "$app" native
 run "shim, kmod" env LD_PRELOAD="$lib" MRCACHE_OFI_VERBOSE=1 "$app" shim kmod
 run "shim, hooks" env LD_PRELOAD="$lib" MRCACHE_MONITOR=hooks "$app" shim hooks

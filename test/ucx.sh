@@ -16,35 +16,16 @@
 # has an RDMA device and the module.
 set -u
 
-top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-top_builddir=${top_builddir:-$PWD}
+. "$(dirname "$0")/shim_common.sh"
 app=$top_builddir/test/ucx_test
 lib=$top_builddir/src/ucx/.libs/libmrcache-ucx.so
-kmod=$top_builddir/kmod-build/mrcache.ko
-
-say() { printf 'ucx.sh: %s\n' "$*" >&2; }
-
-if [[ ${MRCACHE_UCX_INSIDE:-0} != 1 ]]; then
-	[[ -x $app && -f $lib ]] || { say "build first: $app, $lib"; exit 99; }
-	export LD_LIBRARY_PATH=$top_builddir/src/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-	export MRCACHE_UCX_INSIDE=1
-	cd "$top_builddir" || exit 99
-	exec "$top_srcdir/test/in-vm.sh" --rdma --kmod "$kmod" --numa \
-		--timeout "${MRCACHE_UCX_TIMEOUT:-600}" -- bash "$0"
-fi
+rerun_in_vm "$app" "$lib" "${MRCACHE_UCX_TIMEOUT:-600}"
 
 # UCX over Soft-RoCE (test/vm/README.md): RoCE v2 GID, no rdma_cm, and a
 # rendezvous threshold that makes 1 MiB zero-copy through the cache.
 export UCX_TLS=rc_verbs,ud_verbs,self UCX_NET_DEVICES=rxe0:1 UCX_IB_GID_INDEX=2
 export UCX_RNDV_THRESH=8k UCX_WARN_UNUSED_ENV_VARS=n
 
-status=0
-run() {
-	local name=$1
-	shift
-	say "--- $name"
-	"$@" || { say "FAIL: $name"; status=1; }
-}
 run "UCX's own hooks" "$app" native
 run "shim, kmod" env LD_PRELOAD="$lib" MRCACHE_UCX_VERBOSE=1 "$app" shim kmod
 run "shim, hooks" env LD_PRELOAD="$lib" MRCACHE_MONITOR=hooks "$app" shim hooks

@@ -16,7 +16,6 @@
  * have no way to be asked for memory back.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 #include "mrcache_abi.h"
 #include "atomics.h"
 #include "error.h"
+#include "kmod_device.h"
 #include "watch/watcher.h"
 
 /* What a kernel watch id stands for. */
@@ -52,30 +52,17 @@ static void *at(const struct kmod_backend *kb, uint32_t offset)
 	return (char *)kb->map + offset;
 }
 
-static int api_call(struct kmod_backend *kb, struct mrc_api *api,
-		    uint32_t flags, uint32_t slots)
-{
-	memset(api, 0, sizeof(*api));
-	api->abi_version = MRC_ABI_VERSION;
-	api->flags = flags;
-	api->features = MRC_FEAT_SEQUENCE;
-	api->watch_slots = slots;
-	if (ioctl(kb->fd, MRC_IOC_API, api))
-		return mrc_error(errno, "MRC_IOC_API handshake with %s failed (module ABI %d expected)",
-				 MRC_DEVICE_PATH, MRC_ABI_VERSION);
-	return 0;
-}
-
 /* As many watch slots as the module gives a file; its default ring. */
 static int setup(struct kmod_backend *kb)
 {
 	struct mrc_api api;
-	int ret = api_call(kb, &api, MRC_API_PROBE, 0);
+	int ret = mrc_kmod_api(kb->fd, &api, MRC_API_PROBE, MRC_FEAT_SEQUENCE, 0, 0);
 
 	if (!ret && !(api.supported_features & MRC_FEAT_SEQUENCE))
 		ret = mrc_error(ENOTSUP, "the loaded mrcache module lacks the sequence word; load the module built with this library");
 	if (!ret)
-		ret = api_call(kb, &api, 0, api.max_watch_slots);
+		ret = mrc_kmod_api(kb->fd, &api, 0, MRC_FEAT_SEQUENCE,
+				   api.max_watch_slots, 0);
 	if (ret)
 		return ret;
 	kb->map_len = api.mmap_length;
@@ -113,19 +100,13 @@ static void kmod_close(struct mrc_watcher *w)
 static int kmod_open(struct mrc_watcher *w)
 {
 	struct kmod_backend *kb = calloc(1, sizeof(*kb));
-	int ret = 0;
+	int ret;
 
 	if (!kb)
 		return mrc_error(ENOMEM, "no memory for the kernel watcher");
 	w->priv = kb;
-	kb->fd = open(MRC_DEVICE_PATH, O_RDWR | O_CLOEXEC);
-	if (kb->fd < 0)
-		ret = errno == ENOENT || errno == ENXIO || errno == ENODEV ?
-			mrc_error(ENODEV, "%s not present (is the mrcache module loaded?)",
-				  MRC_DEVICE_PATH) :
-			mrc_error(errno, "cannot open %s", MRC_DEVICE_PATH);
-	if (!ret)
-		ret = setup(kb);
+	kb->fd = mrc_kmod_open();
+	ret = kb->fd < 0 ? kb->fd : setup(kb);
 	if (ret)
 		kmod_close(w);
 	return ret;
