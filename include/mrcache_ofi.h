@@ -3,7 +3,7 @@
  * libmrcache-ofi.so: mrcache as libfabric's memory monitor (libfabric
  * >= 1.13, fi_import "mr_cache"). Loaded with LD_PRELOAD it imports itself
  * from a constructor; a runtime that links it calls mrc_ofi_import()
- * before it opens its first domain. See mrcache-ofi(7).
+ * before it opens its first domain. See mrcache-runtimes(7).
  */
 #ifndef MRCACHE_OFI_H
 #define MRCACHE_OFI_H

@@ -3,7 +3,7 @@
  * libmrcache-ucx.so: mrcache as the source of UCX's memory events (UCX
  * 1.13 ucm API). Loaded with LD_PRELOAD it sets itself up from a
  * constructor; a runtime that links it calls mrc_ucx_init() before UCX
- * creates its first registration cache. See mrcache-ucx(7).
+ * creates its first registration cache. See mrcache-runtimes(7).
  */
 #ifndef MRCACHE_UCX_H
 #define MRCACHE_UCX_H
