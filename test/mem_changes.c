@@ -37,18 +37,21 @@ static void raw_munmap_remap(char *p, size_t len, int fill)
 	mem_map(p, len, fill);
 }
 
+/* A page that cannot move (pinned) stays: its status names its old node. */
 static void report_moved(int n, const int *status, const int *nodes)
 {
-	int moved = 0, busy = 0, other = 0;
+	int moved = 0, stayed = 0, failed = 0;
 
 	for (int i = 0; i < n; i++) {
-		moved += status[i] == nodes[i];
-		busy += status[i] == -16;	/* -EBUSY: pinned */
-		if (status[i] != nodes[i] && status[i] != -16)
-			other = status[i];
+		if (status[i] == nodes[i])
+			moved++;
+		else if (status[i] >= 0)
+			stayed++;
+		else
+			failed++;
 	}
-	printf("     move_pages to node %d: %d of %d pages moved, %d busy (pinned)%s%d\n",
-	       nodes[0], moved, n, busy, other ? ", other status " : "", other);
+	printf("     move_pages to node %d: %d of %d pages moved, %d stayed, %d failed\n",
+	       nodes[0], moved, n, stayed, failed);
 }
 
 /* Every page to the other NUMA node (the VM's --numa), then new bytes. */

@@ -11,11 +11,12 @@
  *   ofi_test native-with-shim the shim is loaded but FI_MR_CACHE_MONITOR
  *                             chose libfabric's own: as native
  *
- * Each case (mem_changes.h): fi_mr_reg of a buffer twice (the second is a
- * cache hit: the same key), then a change, then fi_mr_reg again: a new key
- * means libfabric was told and registered the new pages; the old key after
- * munmap means it handed out a registration of pages the program no longer
- * has. After move_pages the old key is right but keeps the pages pinned
+ * Each case (mem_changes.h): fi_mr_reg of a buffer and an RDMA write from
+ * it to another endpoint, twice (the second is a cache hit: the same key),
+ * then a change (new bytes at the same address), then both again: a new key
+ * and the new bytes at the target mean libfabric was told and registered
+ * the new pages; the old key and the old bytes after munmap mean it handed
+ * out a registration of pages the program no longer has. After move_pages the old key is right but keeps the pages pinned
  * (they cannot move); the module reports the attempt and libfabric lets go.
  */
 #include <dlfcn.h>
@@ -29,11 +30,13 @@
 #include <rdma/fi_errno.h>
 
 #include "mem_changes.h"
+#include "ofi_pair.h"
 
 #define LEN (256 * 1024)
 
-static struct fid_fabric *fabric;
-static struct fid_domain *domain;
+static struct ofi_pair pair;
+static char *target;		/* the server's buffer, written into */
+static struct fid_mr *target_mr;
 
 #define CHECK(call)							\
 	do {								\
@@ -45,62 +48,67 @@ static struct fid_domain *domain;
 		}							\
 	} while (0)
 
-static void open_domain(void)
-{
-	struct fi_info *hints = fi_allocinfo(), *info;
-
-	hints->fabric_attr->prov_name = strdup("verbs");
-	hints->ep_attr->type = FI_EP_MSG;
-	hints->caps = FI_MSG | FI_RMA;
-	hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR |
-				      FI_MR_ALLOCATED | FI_MR_PROV_KEY;
-	CHECK(fi_getinfo(FI_VERSION(1, 13), NULL, NULL, 0, hints, &info));
-	printf("ofi_test: provider %s, domain %s\n",
-	       info->fabric_attr->prov_name, info->domain_attr->name);
-	CHECK(fi_fabric(info->fabric_attr, &fabric, NULL));
-	CHECK(fi_domain(fabric, info, &domain, NULL));
-	fi_freeinfo(info);
-	fi_freeinfo(hints);
-}
-
-/* Register, note the key, release (the cache keeps the registration). */
-static uint64_t reg_key(void *buf)
+/* Through the domain's MR cache; a hit gives the cached registration. */
+static struct fid_mr *reg(void *buf)
 {
 	struct fid_mr *mr;
-	uint64_t key;
 
-	CHECK(fi_mr_reg(domain, buf, LEN, FI_SEND | FI_RECV | FI_READ |
+	CHECK(fi_mr_reg(pair.domain, buf, LEN, FI_SEND | FI_RECV | FI_READ |
 			FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE,
 			0, 0, 0, &mr, NULL));
-	key = fi_mr_key(mr);
+	return mr;
+}
+
+/*
+ * Register @src, RDMA-write it to the target with that registration,
+ * release it (the cache keeps it); return its key and what landed.
+ */
+static uint64_t write_through_cache(char *src, char *landed)
+{
+	struct fid_mr *mr = reg(src);
+	uint64_t key = fi_mr_key(mr);
+
+	memset(target, 0, LEN);
+	ofi_pair_write(&pair, src, LEN, fi_mr_desc(mr), (uintptr_t)target,
+		       fi_mr_key(target_mr));
+	*landed = target[0];
+	for (size_t i = 1; i < LEN; i++)
+		if (target[i] != target[0])
+			*landed = '?';
 	CHECK(fi_close(&mr->fid));
 	return key;
 }
 
 static const char *shim_monitor;	/* NULL: libfabric's own */
 
-/* Return 1 when the outcome is the expected one. */
+/*
+ * Return 1 when the outcome is the expected one: the key (fresh or the
+ * cached one) and the bytes the write carried ('B' unless stale).
+ */
 static int run_case(const struct mem_change *c)
 {
-	char *p = mem_map(NULL, LEN, 1);
-	uint64_t k1 = reg_key(p), k2 = reg_key(p), k3;
+	char *p = mem_map(NULL, LEN, 'A');
+	char before, hit, after, want_bytes;
+	uint64_t k1 = write_through_cache(p, &before);
+	uint64_t k2 = write_through_cache(p, &hit), k3;
 	int fresh, want = mem_change_seen(c, shim_monitor);
 	const char *old = c->stale_if_missed ? "STALE" : "kept";
 
-	if (k1 != k2) {
-		printf("FAIL %-28s second registration missed the cache (%#lx, %#lx)\n",
-		       c->name, (unsigned long)k1, (unsigned long)k2);
+	if (k1 != k2 || before != 'A' || hit != 'A') {
+		printf("FAIL %-28s second registration missed the cache (%#lx, %#lx) or wrote '%c' '%c'\n",
+		       c->name, (unsigned long)k1, (unsigned long)k2, before, hit);
 		return 0;
 	}
-	c->apply(p, LEN, 2);
-	k3 = reg_key(p);
+	c->apply(p, LEN, 'B');
+	k3 = write_through_cache(p, &after);
 	fresh = k3 != k1;
-	printf("%s %-28s hit %#lx, after the change %#lx: %s (expected %s)\n",
-	       fresh == want ? "ok  " : "FAIL", c->name,
+	want_bytes = want || !c->stale_if_missed ? 'B' : 'A';
+	printf("%s %-28s key %#lx, after the change %#lx: %s, wrote '%c' (expected %s, '%c')\n",
+	       fresh == want && after == want_bytes ? "ok  " : "FAIL", c->name,
 	       (unsigned long)k1, (unsigned long)k3, fresh ? "fresh" : old,
-	       want ? "fresh" : old);
+	       after, want ? "fresh" : old, want_bytes);
 	munmap(p, LEN);
-	return fresh == want;
+	return fresh == want && after == want_bytes;
 }
 
 /* With the shim preloaded: is it libfabric's monitor, with MONITOR? */
@@ -134,9 +142,17 @@ int main(int argc, char **argv)
 {
 	int ok = 1;
 
+	const char *addr = getenv("MRCACHE_OFI_ADDR");
+
 	if (argc < 2)
 		check_mode("", NULL);
-	open_domain();
+	if (!addr) {
+		fprintf(stderr, "ofi_test: set MRCACHE_OFI_ADDR to an IP address of an RDMA device (test/ofi.sh does)\n");
+		return 2;
+	}
+	ofi_pair_open(&pair, addr);
+	target = mem_map(NULL, LEN, 0);
+	target_mr = reg(target);
 	if (!check_mode(argv[1], argc > 2 ? argv[2] : NULL)) {
 		fprintf(stderr, "ofi_test: %s: the wrong monitor runs libfabric's cache\n",
 			argv[1]);
@@ -144,7 +160,7 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < n_mem_changes; i++)
 		ok &= run_case(&mem_changes[i]);
-	CHECK(fi_close(&domain->fid));
-	CHECK(fi_close(&fabric->fid));
+	CHECK(fi_close(&target_mr->fid));
+	ofi_pair_close(&pair);
 	return ok ? 0 : 1;
 }
