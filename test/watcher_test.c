@@ -16,6 +16,7 @@
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +315,51 @@ START_TEST(lost_ranges_report_every_watch)
 }
 END_TEST
 
+static int checker_stop;
+
+/* Checks an untouched watch while the main thread changes other memory. */
+static void *check_untouched(void *arg)
+{
+	const struct mrc_watchpoint *wp = arg;
+	long bad = 0;
+
+	while (!__atomic_load_n(&checker_stop, __ATOMIC_ACQUIRE)) {
+		bad += !mrc_watchpoint_valid(w, wp);
+		(void)mrc_watcher_pending(w);
+	}
+	return (void *)bad;
+}
+
+/* Checks on one thread, changes, adds, drains and removes on another. */
+START_TEST(checks_race_changes_and_drains)
+{
+	char *stable = map_pages(1);
+	struct mrc_watchpoint keep, wp;
+	pthread_t checker;
+	void *bad;
+
+	watch(&keep, stable, page, 1);
+	checker_stop = 0;
+	ck_assert_int_eq(pthread_create(&checker, NULL, check_untouched, &keep), 0);
+	for (int i = 0; i < 300; i++) {
+		char *p = map_pages(2);
+
+		watch(&wp, p, 2 * page, 2);
+		ck_assert_int_eq(munmap(p, 2 * page), 0);
+		ck_assert(!mrc_watchpoint_valid(w, &wp));
+		ck_assert_int_eq(drain(), 1);
+		ck_assert_int_eq(reports[0].cookie, 2);
+		ck_assert_int_eq(mrc_watcher_remove(w, &wp), 0);
+	}
+	__atomic_store_n(&checker_stop, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_join(checker, &bad), 0);
+	ck_assert_int_eq((long)bad, 0);
+	ck_assert(mrc_watchpoint_valid(w, &keep));
+	mrc_watcher_remove(w, &keep);
+	munmap(stable, page);
+}
+END_TEST
+
 static uint32_t parse_monitor(const char *name)
 {
 	if (!strcmp(name, "kmod"))
@@ -349,6 +395,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, remap_at_same_address_stays_invalid);
 	tcase_add_test(tc, bad_input_is_refused);
 	tcase_add_test(tc, forked_child_gets_echild);
+	tcase_add_test(tc, checks_race_changes_and_drains);
 	if (monitor == MRC_MONITOR_HOOKS)
 		tcase_add_test(tc, lost_ranges_report_every_watch);
 	suite_add_tcase(s, tc);
