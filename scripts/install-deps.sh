@@ -17,6 +17,8 @@ PACKAGES=(
 	libucx-dev libhwloc-dev
 	# libmrcache-ofi.so and its test (libfabric 1.17: fi_ext.h, the verbs provider; fi_info)
 	libfabric-dev libfabric-bin
+	# ucx_perftest for the runtime figures in doc/performance.md
+	ucx-utils
 	# kernel module and the VM harness
 	linux-headers-amd64 qemu-system-x86 busybox-static kmod cpio
 	iproute2 libnuma-dev numactl perftest
