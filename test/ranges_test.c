@@ -6,13 +6,13 @@
  * thread; a range watched again after it changed gets a fresh watch and
  * the old report is skipped; refcounts; forget.
  */
-#include <check.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cache_check.h"
 #include "shim/ranges.h"
 
 static size_t page;
@@ -127,8 +127,6 @@ int main(void)
 {
 	Suite *s = suite_create("ranges");
 	TCase *tc = tcase_create("ranges");
-	SRunner *sr;
-	int failed;
 
 	page = sysconf(_SC_PAGESIZE);
 	tcase_set_timeout(tc, 60);
@@ -137,9 +135,5 @@ int main(void)
 	tcase_add_test(tc, unwatch_counts_and_forget);
 	tcase_add_test(tc, drain_thread_reports);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run_suite(s);
 }
