@@ -13,8 +13,6 @@ PACKAGES=(
 	libibverbs-dev ibverbs-providers rdma-core ibverbs-utils check
 	# benchmark comparison, thread placement and mrcache-bench's plots
 	libucx-dev libhwloc-dev gnuplot-nox
-	# benchmark comparison and thread placement
-	libucx-dev libhwloc-dev
 	# libmrcache-ofi.so and its test (libfabric 1.17: fi_ext.h, the verbs provider; fi_info)
 	libfabric-dev libfabric-bin
 	# ucx_perftest for the runtime figures in doc/performance.md
