@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /* The memory changes of the runtime tests (see mem_changes.h). */
+#include <errno.h>
 #include <numaif.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,8 @@ char *mem_map(void *where, size_t len, int fill)
 		       MAP_PRIVATE | MAP_ANONYMOUS |
 		       (where ? MAP_FIXED_NOREPLACE : 0), -1, 0);
 
+	if (where && p == MAP_FAILED && errno == EEXIST)
+		return NULL;
 	if (p == MAP_FAILED || (where && p != where)) {
 		perror("mmap");
 		exit(1);
@@ -24,17 +27,17 @@ char *mem_map(void *where, size_t len, int fill)
 	return p;
 }
 
-static void munmap_remap(char *p, size_t len, int fill)
+static int munmap_remap(char *p, size_t len, int fill)
 {
 	munmap(p, len);
-	mem_map(p, len, fill);
+	return mem_map(p, len, fill) ? 0 : -1;
 }
 
 /* What a runtime's libc hooks cannot patch: the system call itself. */
-static void raw_munmap_remap(char *p, size_t len, int fill)
+static int raw_munmap_remap(char *p, size_t len, int fill)
 {
 	syscall(SYS_munmap, p, len);
-	mem_map(p, len, fill);
+	return mem_map(p, len, fill) ? 0 : -1;
 }
 
 /* A page that cannot move (pinned) stays: its status names its old node. */
@@ -55,7 +58,7 @@ static void report_moved(int n, const int *status, const int *nodes)
 }
 
 /* Every page to the other NUMA node (the VM's --numa), then new bytes. */
-static void move_pages_refill(char *p, size_t len, int fill)
+static int move_pages_refill(char *p, size_t len, int fill)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	int n = len / page, *status = calloc(n, sizeof(int)),
@@ -78,6 +81,7 @@ static void move_pages_refill(char *p, size_t len, int fill)
 	free(status);
 	free(nodes);
 	free(pages);
+	return 0;
 }
 
 const struct mem_change mem_changes[] = {

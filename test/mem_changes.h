@@ -10,7 +10,11 @@
 
 struct mem_change {
 	const char *name;
-	void (*apply)(char *p, size_t len, int fill);
+	/*
+	 * 0, or -1 when another thread mapped something into the hole
+	 * between the munmap and the new mapping (run the case again).
+	 */
+	int (*apply)(char *p, size_t len, int fill);
 	int runtime_sees;	/* the runtime's own hooks see it */
 	int hooks_see;		/* mrcache's libc hooks see it (the module sees all) */
 	/*
@@ -25,7 +29,10 @@ struct mem_change {
 extern const struct mem_change mem_changes[];
 extern const size_t n_mem_changes;
 
-/* A new anonymous mapping (at @where exactly, if given) filled with @fill. */
+/*
+ * A new anonymous mapping (at @where exactly, if given) filled with @fill;
+ * NULL when @where is taken.
+ */
 char *mem_map(void *where, size_t len, int fill);
 /* Should a run with this monitor ("kmod", "hooks"; NULL: the runtime's own) see @c? */
 int mem_change_seen(const struct mem_change *c, const char *monitor);
