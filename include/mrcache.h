@@ -152,6 +152,74 @@ struct ibv_mr *mrc_region_mr(const struct mrc_region *region);
 uint32_t mrc_region_lkey(const struct mrc_region *region);
 uint32_t mrc_region_rkey(const struct mrc_region *region);
 
+/*
+ * Watchers: notifications that memory changed, without a cache.
+ *
+ * For runtimes that keep their own registration cache (libfabric, UCX): a
+ * watcher watches ranges on behalf of the caller with the same monitors a
+ * cache uses, tells with a cheap check whether a watched range is still
+ * the memory it was, and reports changed ranges through a callback. See
+ * mrcache(3), "WATCHERS".
+ */
+struct mrc_watcher;
+
+/* Bits of mrc_watcher_attr.comp_mask. */
+enum mrc_watcher_attr_mask {
+	MRC_WATCHER_ATTR_MONITOR = 1u << 0,
+	MRC_WATCHER_ATTR_ALL = (1u << 1) - 1,
+};
+
+/**
+ * struct mrc_watcher_attr - optional watcher parameters (comp_mask as for
+ * struct mrc_cache_attr).
+ * @monitor: enum mrc_monitor_kind; AUTO (the default, or MRCACHE_MONITOR)
+ *           takes the kernel module when present, else the libc hooks.
+ *           MANUAL has nothing to watch with and is refused.
+ */
+struct mrc_watcher_attr {
+	uint64_t comp_mask;
+	uint32_t monitor;
+	uint32_t reserved;	/* must be 0 */
+};
+
+/**
+ * struct mrc_watchpoint - one watched range, filled by mrc_watcher_add()
+ * and owned by the caller until mrc_watcher_remove(). Read-only for the
+ * caller; @start, @end and @cookie may be read.
+ */
+struct mrc_watchpoint {
+	uint64_t start;		/* the watched range, rounded out to pages */
+	uint64_t end;
+	uint64_t cookie;	/* the caller's, reported by the drain */
+	const uint64_t *word;	/* the library's: the word a check loads */
+	uint64_t generation;	/* valid while *word equals it */
+	uint64_t serial;	/* the library's: which watch of @slot */
+	uint32_t slot;		/* the library's */
+	uint32_t reserved;
+};
+
+/*
+ * Called by mrc_watcher_drain() once for each watch that fired, with the
+ * watch's cookie and its whole range (not only the part that changed).
+ */
+typedef void (*mrc_watch_fn)(void *arg, uint64_t cookie, void *addr,
+			     size_t len);
+
+int mrc_watcher_open(const struct mrc_watcher_attr *attr,
+		     struct mrc_watcher **watcher);
+int mrc_watcher_close(struct mrc_watcher *watcher);
+const char *mrc_watcher_monitor(const struct mrc_watcher *watcher);
+int mrc_watcher_fd(struct mrc_watcher *watcher);
+int mrc_watcher_add(struct mrc_watcher *watcher, const void *addr,
+		    size_t len, uint64_t cookie, struct mrc_watchpoint *wp);
+int mrc_watcher_remove(struct mrc_watcher *watcher,
+		       struct mrc_watchpoint *wp);
+int mrc_watchpoint_valid(const struct mrc_watcher *watcher,
+			 const struct mrc_watchpoint *wp);
+int mrc_watcher_drain(struct mrc_watcher *watcher, mrc_watch_fn fn,
+		      void *arg);
+int mrc_watcher_pending(const struct mrc_watcher *watcher);
+
 const char *mrc_last_error(void);
 
 #ifdef __cplusplus

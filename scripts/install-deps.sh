@@ -13,7 +13,10 @@ PACKAGES=(
 	libibverbs-dev ibverbs-providers rdma-core ibverbs-utils check
 	# benchmark comparison, thread placement and mrcache-bench's plots
 	libucx-dev libhwloc-dev gnuplot-nox
-	# real programs under the preload (bench/preload_bench.sh)
+	# libmrcache-ofi.so and its test (libfabric 1.17: fi_ext.h, the verbs provider; fi_info)
+	libfabric-dev libfabric-bin
+	# ucx_perftest: real programs under the preload (bench/preload_bench.sh)
+	# and the runtime figures in doc/performance.md
 	ucx-utils
 	# kernel module and the VM harness
 	linux-headers-amd64 qemu-system-x86 busybox-static kmod cpio

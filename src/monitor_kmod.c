@@ -18,7 +18,6 @@
  * evict idle registrations, least recently used first.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +28,7 @@
 #include "mrcache_abi.h"
 #include "atomics.h"
 #include "error.h"
+#include "kmod_device.h"
 #include "mrcache.h"
 #include "monitor.h"
 #include "platform.h"
@@ -82,21 +82,6 @@ static struct kmod_monitor *kmod(struct mrc_monitor *mon)
 	return mon->priv;
 }
 
-static int call_api(int fd, struct mrc_api *api, uint32_t flags,
-		    uint32_t watch_slots, uint32_t ring_entries)
-{
-	memset(api, 0, sizeof(*api));
-	api->abi_version = MRC_ABI_VERSION;
-	api->flags = flags;
-	api->features = MRC_KMOD_FEATURES;
-	api->watch_slots = watch_slots;
-	api->ring_entries = ring_entries;
-	if (ioctl(fd, MRC_IOC_API, api))
-		return mrc_error(errno, "MRC_IOC_API handshake with %s failed (module ABI %d expected)",
-				 MRC_DEVICE_PATH, MRC_ABI_VERSION);
-	return 0;
-}
-
 static uint32_t pow2_at_least(uint32_t n)
 {
 	uint32_t p = MRC_RING_MIN_ENTRIES;
@@ -117,7 +102,7 @@ static uint32_t pow2_at_least(uint32_t n)
 static int handshake(int fd, struct mrc_api *api)
 {
 	uint32_t ring, slots;
-	int ret = call_api(fd, api, MRC_API_PROBE, 0, 0);
+	int ret = mrc_kmod_api(fd, api, MRC_API_PROBE, MRC_KMOD_FEATURES, 0, 0);
 
 	if (ret)
 		return ret;
@@ -130,7 +115,7 @@ static int handshake(int fd, struct mrc_api *api)
 		ring = MRC_KMOD_RING_MAX;
 	if (ring > api->max_ring_entries)
 		ring = api->max_ring_entries;
-	return call_api(fd, api, 0, slots, ring);
+	return mrc_kmod_api(fd, api, 0, MRC_KMOD_FEATURES, slots, ring);
 }
 
 static void *at(const struct kmod_monitor *km, uint32_t offset)
@@ -177,25 +162,13 @@ static void kmod_close(struct kmod_monitor *km)
 	free(km);
 }
 
-static int open_device(struct kmod_monitor *km)
-{
-	km->fd = open(MRC_DEVICE_PATH, O_RDWR | O_CLOEXEC);
-	if (km->fd >= 0)
-		return 0;
-	if (errno == ENOENT || errno == ENXIO || errno == ENODEV)
-		return mrc_error(ENODEV, "%s not present (is the mrcache module loaded?)",
-				 MRC_DEVICE_PATH);
-	return mrc_error(errno, "cannot open %s", MRC_DEVICE_PATH);
-}
-
 static int kmod_setup(struct kmod_monitor *km)
 {
 	struct mrc_api api;
 	int ret;
 
-	ret = open_device(km);
-	if (!ret)
-		ret = handshake(km->fd, &api);
+	km->fd = mrc_kmod_open();
+	ret = km->fd < 0 ? km->fd : handshake(km->fd, &api);
 	if (!ret)
 		ret = map_ring(km, &api);
 	if (ret)

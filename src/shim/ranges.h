@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Watched ranges for the runtime shims (src/ofi, src/ucx): a runtime names
+ * a range by its address and length only, so this keeps one watchpoint of
+ * one mrc_watcher per distinct range and a thread that drains the watcher
+ * and hands each changed range to the shim's callback (libfabric's notify,
+ * UCX's ucm_vm_munmap).
+ *
+ * Locking: one mutex over the table, never held while the callback runs,
+ * so the callback may take the runtime's locks while the runtime, holding
+ * them, calls in here to watch or check a range.
+ *
+ * A range's watch is dropped when it fires (after the callback ran) and
+ * when the runtime unwatches it as often as it watched it. A runtime that
+ * never unwatches (libfabric 1.17 for host memory) leaves watches of
+ * ranges it no longer caches; when the monitor runs out of room the oldest
+ * are reported as changed and dropped, which is always safe: the runtime
+ * re-registers on its next lookup.
+ */
+#ifndef MRC_SHIM_RANGES_H
+#define MRC_SHIM_RANGES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mrc_ranges;
+
+/* Memory in [addr, addr + len) may have changed. */
+typedef void (*mrc_ranges_fn)(void *arg, void *addr, size_t len);
+
+/*
+ * Open a watcher (its monitor chosen as mrc_watcher_open() does) and, if
+ * @thread, the thread that drains it. Return: 0 or -errno.
+ */
+int mrc_ranges_open(struct mrc_ranges **r, mrc_ranges_fn fn, void *arg,
+		    int thread);
+void mrc_ranges_close(struct mrc_ranges *r);
+const char *mrc_ranges_monitor(const struct mrc_ranges *r);
+
+/* Watch (again) [addr, addr + len). Return: 0 or -errno. */
+int mrc_ranges_watch(struct mrc_ranges *r, const void *addr, size_t len);
+void mrc_ranges_unwatch(struct mrc_ranges *r, const void *addr, size_t len);
+/*
+ * 1 while the range is watched and unchanged, 0 when it is not watched,
+ * -ESTALE when its watch saw a change (not necessarily delivered yet).
+ */
+int mrc_ranges_check(struct mrc_ranges *r, const void *addr, size_t len);
+/* Drop the range's watch, whatever it saw (its report is skipped). */
+void mrc_ranges_forget(struct mrc_ranges *r, const void *addr, size_t len);
+/* Report what changed now, on the calling thread. Return: count or -errno. */
+int mrc_ranges_drain(struct mrc_ranges *r);
+/* Cheap (a load or two): might mrc_ranges_drain() report anything? */
+int mrc_ranges_pending(const struct mrc_ranges *r);
+
+#endif /* MRC_SHIM_RANGES_H */

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The memory changes the runtime tests (ofi_test, ucx_test) put under a
+ * cached registration, and which monitor sees each.
+ */
+#ifndef MRC_TEST_MEM_CHANGES_H
+#define MRC_TEST_MEM_CHANGES_H
+
+#include <stddef.h>
+
+struct mem_change {
+	const char *name;
+	/*
+	 * 0, or -1 when another thread mapped something into the hole
+	 * between the munmap and the new mapping (run the case again).
+	 */
+	int (*apply)(char *p, size_t len, int fill);
+	int runtime_sees;	/* the runtime's own hooks see it */
+	int hooks_see;		/* mrcache's libc hooks see it (the module sees all) */
+	/*
+	 * An unseen change leaves a stale registration. Not so for
+	 * move_pages: a pinned page cannot move, so the old registration
+	 * still maps what the program sees; a monitor that sees the attempt
+	 * makes the runtime let go of its pin (a fresh registration).
+	 */
+	int stale_if_missed;
+};
+
+extern const struct mem_change mem_changes[];
+extern const size_t n_mem_changes;
+
+/*
+ * A new anonymous mapping (at @where exactly, if given) filled with @fill;
+ * NULL when @where is taken.
+ */
+char *mem_map(void *where, size_t len, int fill);
+/* Should a run with this monitor ("kmod", "hooks"; NULL: the runtime's own) see @c? */
+int mem_change_seen(const struct mem_change *c, const char *monitor);
+
+#endif /* MRC_TEST_MEM_CHANGES_H */

@@ -1,0 +1,41 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# make check: libmrcache-ofi.so as libfabric's memory monitor, with
+# libfabric's own MR cache on the real verbs provider (Soft-RoCE rxe0 in
+# the VM, two NUMA nodes for move_pages). Three runs of test/ofi_test:
+#   native       libfabric's own monitor: the raw munmap system call and
+#                move_pages give the stale registration back (the test
+#                can fail: this is what it fails on);
+#   shim, kmod   LD_PRELOAD=libmrcache-ofi.so: every case is fresh;
+#   shim, hooks  MRCACHE_MONITOR=hooks: fresh but for move_pages, which no
+#                libc hook can see.
+# Re-runs itself in the guest (test/in-vm.sh), natively when this machine
+# has an RDMA device and the module.
+set -u
+
+. "$(dirname "$0")/shim_common.sh"
+app=$top_builddir/test/ofi_test
+lib=$top_builddir/src/ofi/.libs/libmrcache-ofi.so
+rerun_in_vm "$app" "$lib" "${MRCACHE_OFI_TIMEOUT:-600}"
+
+# rdma_cm cannot bind on lo, where the VM puts rxe0: a second Soft-RoCE
+# device on a dummy interface with an address carries the connection
+# (test/vm/README.md). Natively, MRCACHE_OFI_ADDR names a local RDMA address.
+if [[ -z ${MRCACHE_OFI_ADDR:-} && ${MRCACHE_IN_VM:-0} == 1 ]]; then
+	modprobe dummy &&
+		ip link add mrc-dummy0 type dummy &&
+		ip addr add 192.168.77.1/24 dev mrc-dummy0 &&
+		ip link set mrc-dummy0 up &&
+		rdma link add rxe1 type rxe netdev mrc-dummy0 ||
+		{ say "cannot set up rxe1 on a dummy interface"; exit 1; }
+	export MRCACHE_OFI_ADDR=192.168.77.1
+fi
+[[ -n ${MRCACHE_OFI_ADDR:-} ]] || { say "set MRCACHE_OFI_ADDR to a local RDMA device's IP address"; exit 1; }
+
+run "libfabric's own monitor" env FI_LOG_LEVEL=warn "$app" native
+run "shim, kmod" env LD_PRELOAD="$lib" MRCACHE_OFI_VERBOSE=1 "$app" shim kmod
+run "shim, hooks" env LD_PRELOAD="$lib" MRCACHE_MONITOR=hooks "$app" shim hooks
+run "FI_MR_CACHE_MONITOR wins" env LD_PRELOAD="$lib" FI_MR_CACHE_MONITOR=memhooks \
+	"$app" native-with-shim
+exit $status

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The runtime shims' watched ranges (src/shim/ranges.c) with the hooks
+ * monitor, natively: a change is reported once with the range as the
+ * runtime named it (not rounded), by a synchronous drain or by the drain
+ * thread; a range watched again after it changed gets a fresh watch and
+ * the old report is skipped; refcounts; forget.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cache_check.h"
+#include "shim/ranges.h"
+
+static size_t page;
+static struct mrc_ranges *r;
+static void *seen_addr;
+static size_t seen_len;
+static int seen;
+
+static void changed(void *arg, void *addr, size_t len)
+{
+	(void)arg;
+	seen_addr = addr;
+	seen_len = len;
+	__atomic_add_fetch(&seen, 1, __ATOMIC_RELEASE);
+}
+
+static char *map_pages(size_t n)
+{
+	char *p = mmap(NULL, n * page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ck_assert(p != MAP_FAILED);
+	return p;
+}
+
+static void open_ranges(int thread)
+{
+	setenv("MRCACHE_MONITOR", "hooks", 1);
+	ck_assert_int_eq(mrc_ranges_open(&r, changed, NULL, thread), 0);
+	ck_assert_str_eq(mrc_ranges_monitor(r), "hooks");
+	seen = 0;
+}
+
+START_TEST(change_reported_once_as_named)
+{
+	char *p = map_pages(3);
+
+	open_ranges(0);
+	ck_assert_int_eq(mrc_ranges_watch(r, p + 100, 2 * page), 0);
+	ck_assert_int_eq(mrc_ranges_check(r, p + 100, 2 * page), 1);
+	ck_assert_int_eq(mrc_ranges_check(r, p, 2 * page), 0);	/* not watched */
+	ck_assert(!mrc_ranges_pending(r));
+	ck_assert_int_eq(munmap(p, 3 * page), 0);
+	ck_assert(mrc_ranges_pending(r));
+	ck_assert_int_eq(mrc_ranges_check(r, p + 100, 2 * page), -ESTALE);
+	ck_assert_int_eq(mrc_ranges_drain(r), 1);
+	ck_assert_int_eq(seen, 1);
+	ck_assert_ptr_eq(seen_addr, p + 100);
+	ck_assert_uint_eq(seen_len, 2 * page);
+	ck_assert_int_eq(mrc_ranges_check(r, p + 100, 2 * page), 0);	/* dropped */
+	ck_assert_int_eq(mrc_ranges_drain(r), 0);
+	mrc_ranges_close(r);
+}
+END_TEST
+
+/* Watched again after the change: the old watch's report is skipped. */
+START_TEST(rewatch_replaces_a_changed_watch)
+{
+	char *p = map_pages(1);
+
+	open_ranges(0);
+	ck_assert_int_eq(mrc_ranges_watch(r, p, page), 0);
+	ck_assert_int_eq(munmap(p, page), 0);
+	ck_assert(mmap(p, page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == p);
+	ck_assert_int_eq(mrc_ranges_watch(r, p, page), 0);
+	ck_assert_int_eq(mrc_ranges_check(r, p, page), 1);
+	mrc_ranges_drain(r);
+	ck_assert_int_eq(seen, 0);
+	ck_assert_int_eq(mrc_ranges_check(r, p, page), 1);
+	munmap(p, page);
+	mrc_ranges_close(r);
+}
+END_TEST
+
+START_TEST(unwatch_counts_and_forget)
+{
+	char *p = map_pages(1);
+
+	open_ranges(0);
+	ck_assert_int_eq(mrc_ranges_watch(r, p, page), 0);
+	ck_assert_int_eq(mrc_ranges_watch(r, p, page), 0);
+	mrc_ranges_unwatch(r, p, page);
+	ck_assert_int_eq(mrc_ranges_check(r, p, page), 1);
+	mrc_ranges_unwatch(r, p, page);
+	ck_assert_int_eq(mrc_ranges_check(r, p, page), 0);
+	ck_assert_int_eq(mrc_ranges_watch(r, p, page), 0);
+	mrc_ranges_forget(r, p, page);
+	ck_assert_int_eq(munmap(p, page), 0);
+	mrc_ranges_drain(r);
+	ck_assert_int_eq(seen, 0);
+	mrc_ranges_close(r);
+}
+END_TEST
+
+START_TEST(drain_thread_reports)
+{
+	char *p = map_pages(2);
+
+	open_ranges(1);
+	ck_assert_int_eq(mrc_ranges_watch(r, p, 2 * page), 0);
+	ck_assert_int_eq(munmap(p, 2 * page), 0);
+	for (int i = 0; i < 5000 && !__atomic_load_n(&seen, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	ck_assert_int_eq(__atomic_load_n(&seen, __ATOMIC_ACQUIRE), 1);
+	ck_assert_ptr_eq(seen_addr, p);
+	mrc_ranges_close(r);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("ranges");
+	TCase *tc = tcase_create("ranges");
+
+	page = sysconf(_SC_PAGESIZE);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, change_reported_once_as_named);
+	tcase_add_test(tc, rewatch_replaces_a_changed_watch);
+	tcase_add_test(tc, unwatch_counts_and_forget);
+	tcase_add_test(tc, drain_thread_reports);
+	suite_add_tcase(s, tc);
+	return check_run_suite(s);
+}
