@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * A library that test/monitor_hooks_test loads with dlopen() after the
- * hooks are in place. Its calls reach libc through its own PLT, resolved
+ * A library that the change table of test/monitor_cases.h loads with
+ * dlopen() after the monitor is in place (monitor_hooks_test and
+ * monitor_uffd_test). Its calls reach libc through its own PLT, resolved
  * only now: the hooks must see them without knowing about this library.
  */
 #include <stddef.h>

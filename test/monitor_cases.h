@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * The change table and hard cases of monitor_uffd_test, taken from
- * monitor_hooks_test (which still has its own copy, since grown with
- * dlopen'ed callers; to be shared again): a cache over the fake provider, the table of
+ * The change table and hard cases that monitor_hooks_test and
+ * monitor_uffd_test both run: a cache over the fake provider, the table of
  * address-space changes under a cached registration (each returns 1 when
- * the stale registration was served again), and the hard cases: a change
- * made under the cache lock, registrations racing a change, many threads,
- * signal handlers, a record that overflows.
+ * the stale registration was served again), made by this program and by a
+ * library loaded with dlopen() later (test/dlopen_lib.c), and the hard
+ * cases: a change made under the cache lock, registrations racing a
+ * change, many threads, signal handlers, a record that overflows.
+ *
+ * A program including this defines MRC_DLTEST_LIB (the path of
+ * test/libmrc_dltest.so) and links -ldl.
  *
  * MRCACHE_HOOKS_TEST_ITERS sets the length of the thread and signal tests
  * (default 2000 rounds; CI uses the default, 100000 is a longer soak).
@@ -15,6 +18,7 @@
 #define MRC_MONITOR_CASES_H
 
 #include <check.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -43,6 +47,8 @@
 static struct fake_provider fake;
 static struct mrc_cache *cache;
 static size_t page;
+/* Set by a test whose monitor refuses a get where nothing is mapped (uffd). */
+static int refuses_unmapped;
 
 static void make_cache(uint32_t monitor)
 {
@@ -109,8 +115,8 @@ static void *cached(void *p, size_t len)
 
 /*
  * The handle of a get of [p, p + len), or NULL when the monitor refused
- * it because nothing is mapped there (uffd checks; the fake provider
- * registers anything).
+ * it because nothing is mapped there (only where refuses_unmapped: uffd
+ * checks; the fake provider registers anything).
  */
 static void *cached_if_mapped(void *p, size_t len)
 {
@@ -118,7 +124,7 @@ static void *cached_if_mapped(void *p, size_t len)
 	void *h;
 	int ret = mrc_get(cache, p, len, 1, &r);
 
-	if (ret == -EFAULT)
+	if (ret == -EFAULT && refuses_unmapped)
 		return NULL;
 	ck_assert_msg(ret == 0, "mrc_get(%p, %zu) = %d: %s", p, len, ret,
 		      mrc_last_error());
@@ -133,25 +139,38 @@ static int served_again(void *p, size_t len, void *old)
 	return cached_if_mapped(p, len) == old;
 }
 
-/* Each scenario: 1 when the stale registration was served again. */
-static int sc_munmap(void)
+/*
+ * Each scenario: 1 when the stale registration was served again. The
+ * calls are passed in, so that the same scenario runs them from this
+ * program and from a library loaded later (dltest_fn()).
+ */
+typedef int (*unmap_fn)(void *, size_t);
+typedef int (*advise_fn)(void *, size_t, int);
+typedef void *(*move_fn)(void *, size_t, size_t, int, void *);
+
+static int unmap_case(unmap_fn unmap)
 {
 	char *p = map_pages(4);
 	void *h = cached(p, 4 * page);
 
-	ck_assert_int_eq(munmap(p, 4 * page), 0);
+	ck_assert_int_eq(unmap(p, 4 * page), 0);
 	remap(p, 4);
 	return served_again(p, 4 * page, h);
 }
 
+static int syscall_munmap(void *p, size_t len)
+{
+	return (int)syscall(SYS_munmap, p, len);
+}
+
+static int sc_munmap(void)
+{
+	return unmap_case(munmap);
+}
+
 static int sc_syscall_munmap(void)
 {
-	char *p = map_pages(4);
-	void *h = cached(p, 4 * page);
-
-	ck_assert_int_eq(syscall(SYS_munmap, p, 4 * page), 0);
-	remap(p, 4);
-	return served_again(p, 4 * page, h);
+	return unmap_case(syscall_munmap);
 }
 
 static int sc_mmap_fixed(void)
@@ -163,15 +182,26 @@ static int sc_mmap_fixed(void)
 	return served_again(p, 4 * page, h);
 }
 
-static int sc_mremap_move(void)
+static int move_case(move_fn move)
 {
 	char *p = map_pages(4), *q = map_pages(4);
 	void *h = cached(p, 4 * page);
 
-	ck_assert_ptr_eq(mremap(p, 4 * page, 4 * page,
-				MREMAP_MAYMOVE | MREMAP_FIXED, q), q);
+	ck_assert_ptr_eq(move(p, 4 * page, 4 * page,
+			      MREMAP_MAYMOVE | MREMAP_FIXED, q), q);
 	remap(p, 4);
 	return served_again(p, 4 * page, h);
+}
+
+static void *libc_mremap(void *old, size_t old_len, size_t new_len, int flags,
+			 void *new_addr)
+{
+	return mremap(old, old_len, new_len, flags, new_addr);
+}
+
+static int sc_mremap_move(void)
+{
+	return move_case(libc_mremap);
 }
 
 static int sc_mremap_shrink(void)
@@ -184,23 +214,23 @@ static int sc_mremap_shrink(void)
 	return served_again(p, 4 * page, h);
 }
 
-static int madvise_case(int advice)
+static int madvise_case(advise_fn advise, int advice)
 {
 	char *p = map_pages(4);
 	void *h = cached(p, 4 * page);
 
-	ck_assert_int_eq(madvise(p, 4 * page, advice), 0);
+	ck_assert_int_eq(advise(p, 4 * page, advice), 0);
 	return served_again(p, 4 * page, h);
 }
 
 static int sc_madv_dontneed(void)
 {
-	return madvise_case(MADV_DONTNEED);
+	return madvise_case(madvise, MADV_DONTNEED);
 }
 
 static int sc_madv_free(void)
 {
-	return madvise_case(MADV_FREE);
+	return madvise_case(madvise, MADV_FREE);
 }
 
 /* The break moved down and up again under a registration. */
@@ -286,6 +316,47 @@ static int sc_shmdt(void)
 	return served_again(q, 4 * page, h);
 }
 
+/*
+ * The same changes made by a library loaded with dlopen() after the hooks
+ * went in (test/dlopen_lib.c): its PLT is resolved at its first call, and
+ * nothing tells the hooks it exists.
+ */
+static void *dltest_fn(const char *name)
+{
+	static void *lib;
+	void *fn;
+
+	if (!lib) {
+		ck_assert_msg(!dlopen(MRC_DLTEST_LIB, RTLD_LAZY | RTLD_NOLOAD),
+			      "%s was loaded before the hooks", MRC_DLTEST_LIB);
+		lib = dlopen(MRC_DLTEST_LIB, RTLD_LAZY | RTLD_LOCAL);
+		ck_assert_msg(lib, "dlopen: %s", dlerror());
+	}
+	fn = dlsym(lib, name);
+	ck_assert_msg(fn, "dlsym(%s): %s", name, dlerror());
+	return fn;
+}
+
+static int sc_dl_munmap(void)
+{
+	return unmap_case(dltest_fn("mrc_dltest_munmap"));
+}
+
+static int sc_dl_madvise(void)
+{
+	return madvise_case(dltest_fn("mrc_dltest_madvise"), MADV_DONTNEED);
+}
+
+static int sc_dl_mremap(void)
+{
+	return move_case(dltest_fn("mrc_dltest_mremap"));
+}
+
+static int sc_dl_syscall_munmap(void)
+{
+	return unmap_case(dltest_fn("mrc_dltest_syscall_munmap"));
+}
+
 struct scenario {
 	const char *name;
 	int (*run)(void);
@@ -306,6 +377,10 @@ static const struct scenario scenarios[] = {
 	{ "free() of a large block, malloc() at the same address", sc_free_malloc, 1, 0 },
 	{ "malloc_trim()", sc_malloc_trim, 1, 0 },
 	{ "shmdt", sc_shmdt, 0, 1 },
+	{ "munmap from a library dlopen'ed later", sc_dl_munmap, 0, 0 },
+	{ "madvise(MADV_DONTNEED) from a library dlopen'ed later", sc_dl_madvise, 0, 0 },
+	{ "mremap from a library dlopen'ed later", sc_dl_mremap, 0, 0 },
+	{ "syscall(SYS_munmap) from a library dlopen'ed later", sc_dl_syscall_munmap, 0, 0 },
 };
 
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
@@ -337,12 +412,7 @@ static long iters(void)
 
 static size_t registrations(void)
 {
-	size_t n;
-
-	pthread_mutex_lock(&fake.lock);
-	n = fake.count;
-	pthread_mutex_unlock(&fake.lock);
-	return n;
+	return fake_read(&fake, &fake.count);
 }
 
 /* The handle of a get of [p, p + len) must be a registration after @n. */
@@ -457,7 +527,7 @@ static void race(void (*change)(char *buf, size_t pages), size_t pages,
  */
 static void unmap_remap(char *buf, size_t pages)
 {
-	if (SANITIZED) {
+	if (SANITIZED && refuses_unmapped) {
 		map_at(buf, pages, MAP_FIXED);
 		return;
 	}

@@ -4,7 +4,8 @@
  * kernel is enough; no module, no RDMA device).
  *
  * The change table of monitor_cases.h: every change the kernel reports to
- * a userfaultfd drops the cached registration before the call returns, and
+ * a userfaultfd drops the cached registration before the call returns
+ * (made by this program or by a library dlopen'ed later), and
  * the one it does not report (shmdt) is served stale, as doc/mrcache.3
  * says. (monitor_hooks_test runs the same table with the manual monitor:
  * each scenario can fail.)
@@ -54,6 +55,7 @@ static void warm_up_reader(void)
 
 static void make_uffd_cache(void)
 {
+	refuses_unmapped = 1;
 	make_cache(MRC_MONITOR_UFFD);
 	warm_up_reader();
 }
