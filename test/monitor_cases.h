@@ -660,12 +660,37 @@ START_TEST(signal_handler)
 }
 END_TEST
 
-static void add_shared_cases(TCase *tc)
+/* A test case of @s running @test over every scenario, after @setup. */
+static void add_table_case(Suite *s, const char *name, void (*setup)(void),
+			   const TTest *test)
 {
-	tcase_add_test(tc, change_under_cache_lock);
-	tcase_add_test(tc, registration_races_munmap);
-	tcase_add_test(tc, many_threads);
-	tcase_add_test(tc, signal_handler);
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, test, 0, NSCENARIOS);
+	suite_add_tcase(s, tc);
+}
+
+/*
+ * The "hard cases" test case of @s: the shared ones, then the @n tests of
+ * @own.
+ */
+static void add_hard_cases(Suite *s, void (*setup)(void),
+			   const TTest *const *own, size_t n)
+{
+	const TTest *shared[] = {
+		change_under_cache_lock, registration_races_munmap,
+		many_threads, signal_handler,
+	};
+	TCase *tc = tcase_create("hard cases");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++)
+		tcase_add_test(tc, shared[i]);
+	for (size_t i = 0; i < n; i++)
+		tcase_add_test(tc, own[i]);
+	suite_add_tcase(s, tc);
 }
 
 #endif

@@ -159,25 +159,15 @@ END_TEST
 static Suite *hooks_suite(void)
 {
 	Suite *s = suite_create("monitor_hooks");
-	TCase *hooks = tcase_create("hooks");
-	TCase *manual = tcase_create("manual");
-	TCase *hard = tcase_create("hard cases");
+	const TTest *own[] = {
+		registration_races_madvise, no_cache_then_new_cache,
+		record_overflow, shmdt_drops_exactly_the_segment,
+		auto_takes_hooks,
+	};
 
-	tcase_add_checked_fixture(hooks, setup_hooks, teardown);
-	tcase_add_loop_test(hooks, hooks_drop_stale, 0, NSCENARIOS);
-	tcase_add_checked_fixture(manual, setup_manual, teardown);
-	tcase_add_loop_test(manual, manual_serves_stale, 0, NSCENARIOS);
-	tcase_add_checked_fixture(hard, setup_hooks, teardown);
-	tcase_set_timeout(hard, 120);
-	add_shared_cases(hard);
-	tcase_add_test(hard, registration_races_madvise);
-	tcase_add_test(hard, no_cache_then_new_cache);
-	tcase_add_test(hard, record_overflow);
-	tcase_add_test(hard, shmdt_drops_exactly_the_segment);
-	tcase_add_test(hard, auto_takes_hooks);
-	suite_add_tcase(s, hooks);
-	suite_add_tcase(s, manual);
-	suite_add_tcase(s, hard);
+	add_table_case(s, "hooks", setup_hooks, hooks_drop_stale);
+	add_table_case(s, "manual", setup_manual, manual_serves_stale);
+	add_hard_cases(s, setup_hooks, own, sizeof(own) / sizeof(own[0]));
 	return s;
 }
 

@@ -396,25 +396,15 @@ END_TEST
 static Suite *uffd_suite(void)
 {
 	Suite *s = suite_create("monitor_uffd");
-	TCase *changes = tcase_create("changes");
-	TCase *hard = tcase_create("hard cases");
+	const TTest *own[] = {
+		fault_after_dontneed, record_overflow, two_caches_one_buffer,
+		fork_child_and_parent, fork_child_outlives_uffd,
+		destroy_with_events_in_flight, unwatchable_memory,
+		sysv_shm_refused, unprivileged,
+	};
 
-	tcase_add_checked_fixture(changes, setup_uffd, teardown);
-	tcase_add_loop_test(changes, uffd_drop_stale, 0, NSCENARIOS);
-	tcase_add_checked_fixture(hard, setup_uffd, teardown);
-	tcase_set_timeout(hard, 120);
-	tcase_add_test(hard, fault_after_dontneed);
-	add_shared_cases(hard);
-	tcase_add_test(hard, record_overflow);
-	tcase_add_test(hard, two_caches_one_buffer);
-	tcase_add_test(hard, fork_child_and_parent);
-	tcase_add_test(hard, fork_child_outlives_uffd);
-	tcase_add_test(hard, destroy_with_events_in_flight);
-	tcase_add_test(hard, unwatchable_memory);
-	tcase_add_test(hard, sysv_shm_refused);
-	tcase_add_test(hard, unprivileged);
-	suite_add_tcase(s, changes);
-	suite_add_tcase(s, hard);
+	add_table_case(s, "changes", setup_uffd, uffd_drop_stale);
+	add_hard_cases(s, setup_uffd, own, sizeof(own) / sizeof(own[0]));
 	return s;
 }
 
