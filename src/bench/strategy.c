@@ -9,7 +9,7 @@
 
 const char *const strategy_names[NSTRATEGIES] = {
 	"prereg", "static", "dynamic", "pipelined",
-	"mrc_kmod", "mrc_hooks", "mrc_manual", "ucx_rcache",
+	"mrc_kmod", "mrc_hooks", "mrc_manual", "ucx_rcache", "ofi_cache",
 };
 
 int strategy_by_name(const char *name)
@@ -82,6 +82,13 @@ static void no_release(struct strategy *s, struct reg *r)
 	(void)s, (void)r;
 }
 
+void strategy_set_prereg(struct strategy *s)
+{
+	s->attach = prereg_attach;
+	s->detach = prereg_detach;
+	s->tracks_churn = 1;
+}
+
 static void init_plain(struct strategy *s)
 {
 	s->available = 1;
@@ -89,9 +96,7 @@ static void init_plain(struct strategy *s)
 	case ST_PREREG:
 		s->acquire = prereg_acquire;
 		s->release = no_release;
-		s->attach = prereg_attach;
-		s->detach = prereg_detach;
-		s->tracks_churn = 1;
+		strategy_set_prereg(s);
 		break;
 	case ST_DYNAMIC:
 	case ST_PIPELINED:
@@ -132,8 +137,14 @@ int strategies_init(struct strategy *all, struct ep *ep, unsigned int mask, int 
 			init_plain(s);
 		else if (i < ST_UCX)
 			strategy_mrcache_init(s, monitors[i], cache_regions);
-		else
+		else if (i == ST_UCX)
 			strategy_ucx_init(s, cache_regions);
+		else if (all[ST_UCX].available)
+			snprintf(s->why, sizeof(s->why), "not with ucx_rcache in one process: "
+				 "libfabric's memhooks and UCX's UCM patch the same libc calls "
+				 "and UCX loses its unmap events (run -S ofi_cache alone)");
+		else
+			strategy_ofi_init(s, cache_regions);
 		if (!s->available && mask & (1u << i))
 			fprintf(stderr, "mrcache-bench: %s not measured: %s\n", s->name, s->why);
 	}
