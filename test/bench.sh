@@ -26,7 +26,8 @@ export LD_LIBRARY_PATH=$top_builddir/src/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PA
 # a second pair measures it beside prereg.
 cd "$top_builddir" || exit 99
 pairs='"$1" "$2" /tmp/mrcache-bench-smoke "${@:3}" &&
-	MRCACHE_BENCH_PORT=18516 "$1" "$2" /tmp/mrcache-bench-smoke-ofi "${@:3}" -S prereg,ofi_cache'
+	MRCACHE_BENCH_PORT=18516 "$1" "$2" /tmp/mrcache-bench-smoke-ofi "${@:3}" \
+	-S prereg,ofi_cache --sweeps size,wset,churn'
 exec "$top_srcdir/test/in-vm.sh" --kmod "$top_builddir/kmod-build/mrcache.ko" --rdma \
 	--timeout "${MRCACHE_BENCH_TIMEOUT:-600}" \
 	-- bash -c "$pairs" bench-pairs "$top_srcdir/test/bench_pair.sh" "$bin" \

@@ -140,9 +140,9 @@ int strategies_init(struct strategy *all, struct ep *ep, unsigned int mask, int 
 		else if (i == ST_UCX)
 			strategy_ucx_init(s, cache_regions);
 		else if (all[ST_UCX].available)
-			snprintf(s->why, sizeof(s->why), "not with ucx_rcache in one process: "
-				 "libfabric's memhooks and UCX's UCM patch the same libc calls "
-				 "and UCX loses its unmap events (run -S ofi_cache alone)");
+			snprintf(s->why, sizeof(s->why), "ucx_rcache runs here, and libfabric's "
+				 "memhooks would take UCX's unmap events (libc patched twice): "
+				 "run -S prereg,ofi_cache");
 		else
 			strategy_ofi_init(s, cache_regions);
 		if (!s->available && mask & (1u << i))
