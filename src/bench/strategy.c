@@ -118,6 +118,12 @@ void strategy_set_cache(struct strategy *s, void *state, const struct cache_call
 	s->fini = calls->fini;
 }
 
+int strategy_not_built(struct strategy *s, const char *library, const char *option)
+{
+	snprintf(s->why, sizeof(s->why), "built without %s (configure %s)", library, option);
+	return -ENOTSUP;
+}
+
 int strategies_init(struct strategy *all, struct ep *ep, unsigned int mask, int cache_regions)
 {
 	static const int monitors[] = {

@@ -70,6 +70,9 @@ void strategy_set_cache(struct strategy *s, void *state, const struct cache_call
 /* Every buffer gets its own MR when allocated (w->owner), as prereg's. */
 void strategy_set_prereg(struct strategy *s);
 
+/* A strategy this build lacks: says which configure option brings it. */
+int strategy_not_built(struct strategy *s, const char *library, const char *option);
+
 /* The cache-based ones, each in its own file. */
 int strategy_mrcache_init(struct strategy *s, int monitor, int cache_regions);
 int strategy_ucx_init(struct strategy *s, int cache_regions);

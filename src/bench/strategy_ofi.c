@@ -142,7 +142,6 @@ int strategy_ofi_init(struct strategy *s, int cache_regions)
 int strategy_ofi_init(struct strategy *s, int cache_regions)
 {
 	(void)cache_regions;
-	snprintf(s->why, sizeof(s->why), "built without libfabric (configure --with-libfabric)");
-	return -ENOTSUP;
+	return strategy_not_built(s, "libfabric", "--with-libfabric");
 }
 #endif
