@@ -25,6 +25,7 @@ export LD_LIBRARY_PATH=$top_builddir/src/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PA
 # runs on rxe0 over lo too, but not in one process with UCX's hooks, so
 # a second pair measures it beside prereg.
 cd "$top_builddir" || exit 99
+# shellcheck disable=SC2016 # expanded by the bash -c below, in the guest
 pairs='"$1" "$2" /tmp/mrcache-bench-smoke "${@:3}" &&
 	MRCACHE_BENCH_PORT=18516 "$1" "$2" /tmp/mrcache-bench-smoke-ofi "${@:3}" \
 	-S prereg,ofi_cache --sweeps size,wset,churn'
