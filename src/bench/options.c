@@ -37,7 +37,7 @@ static void usage(FILE *f)
 		"      --cache-regions N   every cache's bound on idle regions (16, quick 4)\n"
 		"      --chunk SIZE        pipelined chunk (default 256K)\n"
 		"  -S, --strategies LIST   prereg,static,dynamic,pipelined,mrc_kmod,mrc_hooks,\n"
-		"                          mrc_manual,ucx_rcache (default: all)\n"
+		"                          mrc_manual,ucx_rcache,ofi_cache (default: all)\n"
 		"      --dirs LIST         source,target (default: both)\n"
 		"      --sweeps LIST       size,wset,churn,regcost (default: all)\n"
 		"      --cpu N, --numa N   bind to core N / NUMA node N instead of the device's\n"

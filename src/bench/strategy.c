@@ -9,7 +9,7 @@
 
 const char *const strategy_names[NSTRATEGIES] = {
 	"prereg", "static", "dynamic", "pipelined",
-	"mrc_kmod", "mrc_hooks", "mrc_manual", "ucx_rcache",
+	"mrc_kmod", "mrc_hooks", "mrc_manual", "ucx_rcache", "ofi_cache",
 };
 
 int strategy_by_name(const char *name)
@@ -82,6 +82,13 @@ static void no_release(struct strategy *s, struct reg *r)
 	(void)s, (void)r;
 }
 
+void strategy_set_prereg(struct strategy *s)
+{
+	s->attach = prereg_attach;
+	s->detach = prereg_detach;
+	s->tracks_churn = 1;
+}
+
 static void init_plain(struct strategy *s)
 {
 	s->available = 1;
@@ -89,9 +96,7 @@ static void init_plain(struct strategy *s)
 	case ST_PREREG:
 		s->acquire = prereg_acquire;
 		s->release = no_release;
-		s->attach = prereg_attach;
-		s->detach = prereg_detach;
-		s->tracks_churn = 1;
+		strategy_set_prereg(s);
 		break;
 	case ST_DYNAMIC:
 	case ST_PIPELINED:
@@ -113,6 +118,12 @@ void strategy_set_cache(struct strategy *s, void *state, const struct cache_call
 	s->fini = calls->fini;
 }
 
+int strategy_not_built(struct strategy *s, const char *library, const char *option)
+{
+	snprintf(s->why, sizeof(s->why), "built without %s (configure %s)", library, option);
+	return -ENOTSUP;
+}
+
 int strategies_init(struct strategy *all, struct ep *ep, unsigned int mask, int cache_regions)
 {
 	static const int monitors[] = {
@@ -132,8 +143,14 @@ int strategies_init(struct strategy *all, struct ep *ep, unsigned int mask, int 
 			init_plain(s);
 		else if (i < ST_UCX)
 			strategy_mrcache_init(s, monitors[i], cache_regions);
-		else
+		else if (i == ST_UCX)
 			strategy_ucx_init(s, cache_regions);
+		else if (all[ST_UCX].available)
+			snprintf(s->why, sizeof(s->why), "ucx_rcache runs here, and libfabric's "
+				 "memhooks would take UCX's unmap events (libc patched twice): "
+				 "run -S prereg,ofi_cache");
+		else
+			strategy_ofi_init(s, cache_regions);
 		if (!s->available && mask & (1u << i))
 			fprintf(stderr, "mrcache-bench: %s not measured: %s\n", s->name, s->why);
 	}

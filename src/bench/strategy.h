@@ -22,6 +22,7 @@ enum strategy_id {
 	ST_MRC_HOOKS,	/* mrcache, libc call hooks */
 	ST_MRC_MANUAL,	/* mrcache, application calls mrc_invalidate() */
 	ST_UCX,		/* UCX's ucs_rcache with verbs callbacks */
+	ST_OFI,		/* libfabric's verbs MR cache, bytes on the prereg MR */
 	NSTRATEGIES
 };
 
@@ -66,9 +67,15 @@ struct cache_calls {
 	void (*fini)(struct strategy *s);
 };
 void strategy_set_cache(struct strategy *s, void *state, const struct cache_calls *calls);
+/* Every buffer gets its own MR when allocated (w->owner), as prereg's. */
+void strategy_set_prereg(struct strategy *s);
+
+/* A strategy this build lacks: says which configure option brings it. */
+int strategy_not_built(struct strategy *s, const char *library, const char *option);
 
 /* The cache-based ones, each in its own file. */
 int strategy_mrcache_init(struct strategy *s, int monitor, int cache_regions);
 int strategy_ucx_init(struct strategy *s, int cache_regions);
+int strategy_ofi_init(struct strategy *s, int cache_regions);
 
 #endif

@@ -141,7 +141,6 @@ int strategy_ucx_init(struct strategy *s, int cache_regions)
 int strategy_ucx_init(struct strategy *s, int cache_regions)
 {
 	(void)cache_regions;
-	snprintf(s->why, sizeof(s->why), "built without UCX (configure --with-ucx)");
-	return -ENOTSUP;
+	return strategy_not_built(s, "UCX", "--with-ucx");
 }
 #endif
