@@ -5,7 +5,9 @@
 # 2. mrcache-bench: every registration strategy (pre-registered, static,
 #    dynamic, pipelined, mrcache with each monitor, UCX's cache) over real
 #    RDMA WRITEs between a server and a client process, with tables, JSON
-#    lines, CSV and plots (PNG and SVG) in build/default/bench-results/:
+#    lines, CSV and plots (PNG and SVG) in build/default/bench-results/;
+#    then libfabric's MR cache beside pre-registration in a second pair
+#    (its hooks and UCX's cannot share a process), in bench-results/ofi/:
 #    natively when this machine has an RDMA device, else in Debian's kernel
 #    under qemu with Soft-RoCE (rxe0 on lo) and the mrcache module loaded.
 #
@@ -20,13 +22,13 @@ has_rdma_device() {
 		ibv_devices 2>/dev/null | awk 'NR > 2 { found = 1 } END { exit !found }'
 }
 
-# Server and client on this machine, as on two hosts (test/bench_pair.sh).
-run_pair() {
-	local dir=$1 out=$2
-	shift 2
-	"$repo/test/bench_pair.sh" "$dir/src/bench/.libs/mrcache-bench" "$out" \
-		--plot "$out/plots" --csv "$out/cells.csv" "$@"
-}
+# Server and client on this machine, as on two hosts (test/bench_pair.sh):
+# every strategy but libfabric's, then libfabric's beside prereg.
+# Arguments: bench_pair.sh, mrcache-bench, the output folder, options.
+# shellcheck disable=SC2016 # expanded by bash -c, here or in the guest
+pairs='"$1" "$2" "$3" --plot "$3/plots" --csv "$3/cells.csv" "${@:4}" &&
+	MRCACHE_BENCH_PORT=18516 "$1" "$2" "$3/ofi" --plot "$3/ofi/plots" \
+	--csv "$3/ofi/cells.csv" -S prereg,ofi_cache "${@:4}"'
 
 main() {
 	local quick=() dir=$builds/default out
@@ -45,14 +47,16 @@ main() {
 		"$dir/bench/hit_bench" "${quick[@]}" --monitor kmod,hooks --threads 1 --regions 1,1000)
 	say "mrcache-bench: registration strategies, server and client processes"
 	export LD_LIBRARY_PATH=$dir/src/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+	mkdir -p "$out/ofi"
+	set -- "$repo/test/bench_pair.sh" "$dir/src/bench/.libs/mrcache-bench" "$out" \
+		"${quick[@]}" "$@"
 	if has_rdma_device; then
-		run_pair "$dir" "$out" "${quick[@]}" "$@"
+		bash -c "$pairs" bench-pairs "$@"
 	else
 		echo "no RDMA device here: running in the VM with Soft-RoCE (rxe0 on lo)"
 		(cd "$dir" && "$repo/test/vm/run.sh" --timeout 3600 --mem 2048 \
 			--insmod "$dir/kmod-build/mrcache.ko" --outdir "$out" -- \
-			"$repo/test/bench_pair.sh" "$dir/src/bench/.libs/mrcache-bench" "$out" \
-			--plot "$out/plots" --csv "$out/cells.csv" "${quick[@]}" "$@")
+			bash -c "$pairs" bench-pairs "$@")
 	fi
 	echo "tables above; JSON lines, CSV and plots (PNG, SVG) in $out"
 }
