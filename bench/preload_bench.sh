@@ -50,28 +50,7 @@ gid=${MRCACHE_BENCH_GID:-2}
 export MRCACHE_MONITOR=${MRCACHE_BENCH_MONITOR:-auto} MRCACHE_STATS=1
 say "device $dev, GID index $gid, monitor $MRCACHE_MONITOR, $reps runs each, $(nproc) CPUs"
 
-# pair NAME PRELOAD PORT -- SERVER... -- CLIENT...: a server and a client on
-# this host, the client started once the server listens on PORT; both must
-# exit 0 within 300 s (a loaded TCG host is slow, a lost connection hangs).
-pair() {
-	local name=$1 pre=$2 port=$3 srv=() cli=() spid rc i
-	shift 4
-	while [[ $1 != -- ]]; do srv+=("$1"); shift; done
-	shift
-	cli=("$@")
-	env ${pre:+LD_PRELOAD=$pre} timeout 300 "${srv[@]}" >/tmp/pb_srv.$$ 2>&1 &
-	spid=$!
-	for ((i = 0; i < 600; i++)); do
-		ss -ltn | grep -q ":$port " && break
-		sleep 0.1
-	done
-	env ${pre:+LD_PRELOAD=$pre} timeout 300 "${cli[@]}" >/tmp/pb_cli.$$ 2>&1
-	rc=$?
-	wait "$spid" || rc=1
-	out=$(cat /tmp/pb_srv.$$ /tmp/pb_cli.$$)
-	rm -f /tmp/pb_srv.$$ /tmp/pb_cli.$$
-	((rc == 0)) || { printf '%s\n' "$out" >&2; fail "$name"; }
-}
+. "$top_srcdir/test/rdma_progs.sh"
 
 smoke() {
 	local pre

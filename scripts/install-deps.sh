@@ -10,7 +10,7 @@ PACKAGES=(
 	# build
 	gcc make autoconf automake libtool pkg-config
 	# library and tests
-	libibverbs-dev ibverbs-providers rdma-core ibverbs-utils check
+	libibverbs-dev ibverbs-providers rdma-core ibverbs-utils rdmacm-utils check
 	# benchmark comparison, thread placement and mrcache-bench's plots
 	libucx-dev libhwloc-dev gnuplot-nox
 	# libmrcache-ofi.so and its test (libfabric 1.17: fi_ext.h, the verbs provider; fi_info)

@@ -19,19 +19,11 @@ app=$top_builddir/test/ofi_test
 lib=$top_builddir/src/ofi/.libs/libmrcache-ofi.so
 rerun_in_vm "$app" "$lib" "${MRCACHE_OFI_TIMEOUT:-600}"
 
-# rdma_cm cannot bind on lo, where the VM puts rxe0: a second Soft-RoCE
-# device on a dummy interface with an address carries the connection
-# (test/vm/README.md). Natively, MRCACHE_OFI_ADDR names a local RDMA address.
-if [[ -z ${MRCACHE_OFI_ADDR:-} && ${MRCACHE_IN_VM:-0} == 1 ]]; then
-	modprobe dummy &&
-		ip link add mrc-dummy0 type dummy &&
-		ip addr add 192.168.77.1/24 dev mrc-dummy0 &&
-		ip link set mrc-dummy0 up &&
-		rdma link add rxe1 type rxe netdev mrc-dummy0 ||
-		{ say "cannot set up rxe1 on a dummy interface"; exit 1; }
-	export MRCACHE_OFI_ADDR=192.168.77.1
-fi
-[[ -n ${MRCACHE_OFI_ADDR:-} ]] || { say "set MRCACHE_OFI_ADDR to a local RDMA device's IP address"; exit 1; }
+# rdma_cm cannot bind on lo: rxe1 on a dummy interface (rdma_progs.sh).
+. "$(dirname "$0")/rdma_progs.sh"
+fail() { say "$*"; exit 1; }
+MRCACHE_OFI_ADDR=$(rdma_cm_addr) || exit 1
+export MRCACHE_OFI_ADDR
 
 run "libfabric's own monitor" env FI_LOG_LEVEL=warn "$app" native
 run "shim, kmod" env LD_PRELOAD="$lib" MRCACHE_OFI_VERBOSE=1 "$app" shim kmod

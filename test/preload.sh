@@ -20,6 +20,8 @@
 #           what it is without the preload; evictions counted), with the
 #           bound off it stays pinned (the control); the default bound
 #           (10 s) once, with the hooks
+#   tools   Debian's ibv_rc_pingpong, ib_write_bw and rping (over rdma_cm)
+#           finish with the preload as without it
 #
 # By hand: cd BUILDDIR && top_srcdir=SRCDIR top_builddir=$PWD SRCDIR/test/preload.sh
 set -u
@@ -46,6 +48,7 @@ if [[ ${MRCACHE_PRELOAD_INSIDE:-0} != 1 ]]; then
 fi
 
 # --- from here on: where the RDMA device is ---------------------------------
+. "$top_srcdir/test/rdma_progs.sh"
 stats= out=
 
 # run NAME ENV... -- ARGS: one run of the program; sets $stats.
@@ -241,7 +244,50 @@ scenario_malloc() {
 	done
 }
 
-for sc in ${MRCACHE_PRELOAD_SCENARIOS:-reuse free munmap idle rereg badinput double fork malloc}; do
+# Real programs from Debian that register once: ibv_rc_pingpong and
+# ib_write_bw on rxe0, rping over rdma_cm on rxe1 (rdma_progs.sh); each
+# must finish without and with the preload, which must have loaded (its
+# MRCACHE_STATS line). An ASan preload cannot go into them (uninstrumented).
+scenario_tools() {
+	local dev=rxe0 gid=${MRCACHE_PRELOAD_GID:-2} addr pre name
+	if [[ -n $asan ]]; then
+		say "*** tools scenario NOT RUN under ASan: the programs are not instrumented (the plain build runs it) ***"
+		return
+	fi
+	[[ -e /sys/class/infiniband/$dev ]] || dev=$(ls /sys/class/infiniband | head -n 1)
+	addr=$(rdma_cm_addr) || exit 1
+	export MRCACHE_STATS=1
+	for pre in "" "$lib"; do
+		name=${pre:+, preloaded}
+		pair "ibv_rc_pingpong$name" "$pre" 18515 -- \
+			ibv_rc_pingpong -d "$dev" -g "$gid" -n 50 -- \
+			ibv_rc_pingpong -d "$dev" -g "$gid" -n 50 127.0.0.1
+		tool_ran "ibv_rc_pingpong$name" "$pre" 'bytes in'
+		pair "ib_write_bw$name" "$pre" 18515 -- \
+			ib_write_bw -d "$dev" -x "$gid" -s 65536 -n 50 -F -- \
+			ib_write_bw -d "$dev" -x "$gid" -s 65536 -n 50 -F 127.0.0.1
+		tool_ran "ib_write_bw$name" "$pre" '^ *65536 '
+		pair "rping$name" "$pre" cm -- \
+			rping -s -a "$addr" -p 7174 -C 20 -v -- \
+			rping -c -a "$addr" -p 7174 -C 20 -v
+		tool_ran "rping$name" "$pre" 'ping data'
+	done
+}
+
+# NAME PRELOAD PATTERN: $out (pair) shows the program's work, and the
+# preload's statistics when it was preloaded.
+tool_ran() {
+	grep -qE "$3" <<<"$out" || { printf '%s\n' "$out" >&2; fail "$1: no '$3' in its output"; }
+	if [[ -n $2 ]]; then
+		# Not always at a line's start: ib_write_bw ends its table without one.
+		grep -q 'mrcache-preload: pid' <<<"$out" || fail "$1: the preload printed no statistics"
+		say "ok   $1: $(grep -o -m1 'mrcache-preload: pid.*' <<<"$out")"
+	else
+		say "ok   $1"
+	fi
+}
+
+for sc in ${MRCACHE_PRELOAD_SCENARIOS:-reuse free munmap idle rereg badinput double fork malloc tools}; do
 	declare -F "scenario_$sc" >/dev/null || fail "no scenario $sc"
 	"scenario_$sc"
 done
