@@ -4,9 +4,11 @@
  * monitor, natively: a change is reported once with the range as the
  * runtime named it (not rounded), by a synchronous drain or by the drain
  * thread; a range watched again after it changed gets a fresh watch and
- * the old report is skipped; refcounts; forget.
+ * the old report is skipped; refcounts; forget; lock-free checks racing
+ * with watches, unwatches and the drain thread's drops.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -123,6 +125,88 @@ START_TEST(drain_thread_reports)
 }
 END_TEST
 
+/*
+ * Checks run lock-free while another thread adds and removes watches (the
+ * index grows and shifts) and the drain thread drops fired ones. Two
+ * ranges share an address: S = one page, V = two pages. Once the second
+ * page is unmapped, no check of V may say valid (a lookup that mixed up
+ * the two would), and S, never changed, is never stale.
+ */
+#define RACE_KEYS 300		/* ranges churned per round: the index grows */
+#define RACE_ROUNDS 200
+#define RACE_CHECKERS 2
+
+static struct {
+	char *p;
+	int victim_changed;	/* set after V's second page went */
+	int stop;
+	int stable_stale, stable_valid, victim_valid_after;
+} race;
+
+static void *checker_main(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&race.stop, __ATOMIC_ACQUIRE)) {
+		int changed = __atomic_load_n(&race.victim_changed,
+					      __ATOMIC_ACQUIRE);
+		int s = mrc_ranges_check(r, race.p, page);
+		int v = mrc_ranges_check(r, race.p, 2 * page);
+
+		if (s == -ESTALE)
+			__atomic_add_fetch(&race.stable_stale, 1, __ATOMIC_RELAXED);
+		if (s == 1)
+			__atomic_add_fetch(&race.stable_valid, 1, __ATOMIC_RELAXED);
+		if (changed && v == 1)
+			__atomic_add_fetch(&race.victim_valid_after, 1,
+					   __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/* One round: many keys in, a watched page replaced (the drain drops it), keys out. */
+static void churn_round(char *base)
+{
+	for (size_t k = 1; k <= RACE_KEYS; k++)
+		ck_assert_int_eq(mrc_ranges_watch(r, base, k), 0);
+	ck_assert_int_eq(mrc_ranges_watch(r, base + page, page), 0);
+	ck_assert_int_eq(munmap(base + page, page), 0);
+	ck_assert(mmap(base + page, page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+		  base + page);
+	for (size_t k = 1; k <= RACE_KEYS; k++)
+		mrc_ranges_unwatch(r, base, k);
+}
+
+START_TEST(checks_race_with_changes)
+{
+	pthread_t checkers[RACE_CHECKERS];
+	char *p = map_pages(4);
+
+	open_ranges(1);
+	race.p = p;
+	ck_assert_int_eq(mrc_ranges_watch(r, p, page), 0);
+	ck_assert_int_eq(mrc_ranges_watch(r, p, 2 * page), 0);
+	for (int i = 0; i < RACE_CHECKERS; i++)
+		ck_assert_int_eq(pthread_create(&checkers[i], NULL, checker_main, NULL), 0);
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		if (round == RACE_ROUNDS / 2) {
+			ck_assert_int_eq(munmap(p + page, page), 0);
+			__atomic_store_n(&race.victim_changed, 1, __ATOMIC_RELEASE);
+		}
+		churn_round(p + 2 * page);
+	}
+	__atomic_store_n(&race.stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < RACE_CHECKERS; i++)
+		pthread_join(checkers[i], NULL);
+	ck_assert_int_eq(race.stable_stale, 0);
+	ck_assert_int_eq(race.victim_valid_after, 0);
+	ck_assert_int_gt(race.stable_valid, 0);
+	ck_assert_int_eq(mrc_ranges_check(r, p, page), 1);
+	ck_assert_int_ne(mrc_ranges_check(r, p, 2 * page), 1);
+	mrc_ranges_close(r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ranges");
@@ -134,6 +218,7 @@ int main(void)
 	tcase_add_test(tc, rewatch_replaces_a_changed_watch);
 	tcase_add_test(tc, unwatch_counts_and_forget);
 	tcase_add_test(tc, drain_thread_reports);
+	tcase_add_test(tc, checks_race_with_changes);
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);
 }
