@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cache_check.h"
+#include "shim/index.h"
 #include "shim/ranges.h"
 
 static size_t page;
@@ -126,6 +127,50 @@ START_TEST(drain_thread_reports)
 END_TEST
 
 /*
+ * The index alone: keys sharing an address differ by length; the table
+ * grows past its first size; removals shift later entries back so every
+ * remaining key is still found with its own watchpoint.
+ */
+#define INDEX_KEYS 500
+
+static int index_has(struct mrc_index *x, uintptr_t addr, size_t len)
+{
+	struct mrc_watchpoint wp;
+
+	if (!mrc_index_find(x, addr, len, &wp))
+		return 0;
+	ck_assert_uint_eq(wp.generation, len);	/* its own, not a neighbour's */
+	ck_assert_uint_eq(wp.start, addr);
+	return 1;
+}
+
+START_TEST(index_finds_each_key_through_growth_and_removal)
+{
+	static const uint64_t word;
+	struct mrc_index x;
+	uintptr_t addr = 0x7f0000001000;
+
+	mrc_index_init(&x);
+	for (size_t len = 1; len <= INDEX_KEYS; len++) {
+		struct mrc_watchpoint wp = { .start = addr, .end = addr + len,
+					     .word = &word, .generation = len };
+
+		ck_assert_int_eq(mrc_index_insert(&x, addr, len, &wp), 0);
+	}
+	ck_assert(!index_has(&x, addr + 1, 1));
+	for (size_t len = 1; len <= INDEX_KEYS; len += 2)
+		mrc_index_remove(&x, addr, len);
+	for (size_t len = 1; len <= INDEX_KEYS; len++)
+		ck_assert_int_eq(index_has(&x, addr, len), len % 2 == 0);
+	for (size_t len = 2; len <= INDEX_KEYS; len += 2)
+		mrc_index_remove(&x, addr, len);
+	for (size_t len = 1; len <= INDEX_KEYS; len++)
+		ck_assert(!index_has(&x, addr, len));
+	mrc_index_destroy(&x);
+}
+END_TEST
+
+/*
  * Checks run lock-free while another thread adds and removes watches (the
  * index grows and shifts) and the drain thread drops fired ones. Two
  * ranges share an address: S = one page, V = two pages. Once the second
@@ -218,6 +263,7 @@ int main(void)
 	tcase_add_test(tc, rewatch_replaces_a_changed_watch);
 	tcase_add_test(tc, unwatch_counts_and_forget);
 	tcase_add_test(tc, drain_thread_reports);
+	tcase_add_test(tc, index_finds_each_key_through_growth_and_removal);
 	tcase_add_test(tc, checks_race_with_changes);
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);
