@@ -175,7 +175,8 @@ END_TEST
  * index grows and shifts) and the drain thread drops fired ones. Two
  * ranges share an address: S = one page, V = two pages. Once the second
  * page is unmapped, no check of V may say valid (a lookup that mixed up
- * the two would), and S, never changed, is never stale.
+ * the two would), and S, never changed, is never stale and never missed
+ * (removals shift the entries around it).
  */
 #define RACE_KEYS 300		/* ranges churned per round: the index grows */
 #define RACE_ROUNDS 200
@@ -185,7 +186,7 @@ static struct {
 	char *p;
 	int victim_changed;	/* set after V's second page went */
 	int stop;
-	int stable_stale, stable_valid, victim_valid_after;
+	int stable_stale, stable_missed, stable_valid, victim_valid_after;
 } race;
 
 static void *checker_main(void *arg)
@@ -199,6 +200,8 @@ static void *checker_main(void *arg)
 
 		if (s == -ESTALE)
 			__atomic_add_fetch(&race.stable_stale, 1, __ATOMIC_RELAXED);
+		if (s == 0)
+			__atomic_add_fetch(&race.stable_missed, 1, __ATOMIC_RELAXED);
 		if (s == 1)
 			__atomic_add_fetch(&race.stable_valid, 1, __ATOMIC_RELAXED);
 		if (changed && v == 1)
@@ -244,6 +247,7 @@ START_TEST(checks_race_with_changes)
 	for (int i = 0; i < RACE_CHECKERS; i++)
 		pthread_join(checkers[i], NULL);
 	ck_assert_int_eq(race.stable_stale, 0);
+	ck_assert_int_eq(race.stable_missed, 0);	/* found through every shift */
 	ck_assert_int_eq(race.victim_valid_after, 0);
 	ck_assert_int_gt(race.stable_valid, 0);
 	ck_assert_int_eq(mrc_ranges_check(r, p, page), 1);

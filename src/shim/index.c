@@ -5,7 +5,9 @@
  * Seqlock per slot: a writer makes the slot's sequence odd, writes the
  * fields, then makes it even again; a lookup reads the sequence, the
  * fields, and the sequence again, and retries when they differ or the
- * first was odd. Every field is read and written with atomics, so
+ * first was odd. A table-wide count does the same for removals, which
+ * move entries: a lookup that missed while one ran looks again, so a
+ * watched range is always found. Every field is read and written with atomics, so
  * ThreadSanitizer sees each race this allows.
  */
 #include <errno.h>
@@ -27,6 +29,7 @@ struct slot {
 
 struct mrc_index_table {
 	size_t mask;		/* slots - 1, a power of two less one */
+	uint64_t moves;		/* odd while a removal shifts entries */
 	struct mrc_index_table *older;	/* retired list */
 	struct slot slots[];
 };
@@ -39,6 +42,9 @@ struct entry {
 
 #define load(p)		__atomic_load_n((p), __ATOMIC_RELAXED)
 #define store(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELAXED)
+/* A slot's fields: see the top of the file. */
+#define load_field(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define store_field(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 static size_t home(const struct mrc_index_table *t, uint64_t addr,
 		   uint64_t len)
@@ -55,14 +61,13 @@ static void slot_write(struct slot *s, const struct entry *e)
 	uint64_t seq = load(&s->seq);
 
 	store(&s->seq, seq + 1);
-	/* The odd sequence before the fields: pairs with snapshot()'s fence. */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	store(&s->addr, e->addr);
-	store(&s->len, e->len);
-	store(&s->start, e->start);
-	store(&s->end, e->end);
-	store(&s->generation, e->generation);
-	store(&s->word, e->word);
+	/* Each after the odd sequence: pairs with snapshot()'s field loads. */
+	store_field(&s->addr, e->addr);
+	store_field(&s->len, e->len);
+	store_field(&s->start, e->start);
+	store_field(&s->end, e->end);
+	store_field(&s->generation, e->generation);
+	store_field(&s->word, e->word);
 	/* The fields before the even sequence: pairs with snapshot()'s acquire. */
 	__atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
 }
@@ -74,14 +79,13 @@ static void snapshot(const struct slot *s, struct entry *e)
 
 	do {
 		seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
-		e->addr = load(&s->addr);
-		e->len = load(&s->len);
-		e->start = load(&s->start);
-		e->end = load(&s->end);
-		e->generation = load(&s->generation);
-		e->word = load(&s->word);
-		/* The fields before the second sequence load. */
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		e->addr = load_field(&s->addr);
+		e->len = load_field(&s->len);
+		e->start = load_field(&s->start);
+		e->end = load_field(&s->end);
+		e->generation = load_field(&s->generation);
+		/* Acquire: the second sequence load comes after the fields. */
+		e->word = load_field(&s->word);
 	} while ((seq & 1) || load(&s->seq) != seq);
 }
 
@@ -190,6 +194,8 @@ void mrc_index_remove(struct mrc_index *x, uintptr_t addr, size_t len)
 	i = probe(t, addr, len);
 	if (!t->slots[i].len)
 		return;
+	/* Before any slot moves (slot_write's release stores). */
+	store(&t->moves, t->moves + 1);
 	for (j = (i + 1) & t->mask; t->slots[j].len; j = (j + 1) & t->mask) {
 		snapshot(&t->slots[j], &e);
 		if (!movable(i, j, home(t, e.addr, e.len)))
@@ -198,29 +204,48 @@ void mrc_index_remove(struct mrc_index *x, uintptr_t addr, size_t len)
 		i = j;
 	}
 	slot_write(&t->slots[i], &empty);
+	/* Every move before the even count: pairs with find()'s acquire. */
+	__atomic_store_n(&t->moves, t->moves + 1, __ATOMIC_RELEASE);
 	x->count--;
+}
+
+/* Lock-free: 1 and the entry when found; 0 when not, -EAGAIN when unsure. */
+static int find_once(const struct mrc_index_table *t, uint64_t addr,
+		     uint64_t len, struct entry *e)
+{
+	uint64_t moves = __atomic_load_n(&t->moves, __ATOMIC_ACQUIRE);
+
+	for (size_t i = home(t, addr, len), n = 0; n <= t->mask;
+	     i = (i + 1) & t->mask, n++) {
+		snapshot(&t->slots[i], e);
+		if (e->addr == addr && e->len == len)
+			return 1;
+		if (!e->len)
+			break;
+	}
+	/*
+	 * A miss counts only if no removal moved entries meanwhile: this load
+	 * comes after the slots' acquire loads, and sees the odd count if
+	 * any of them saw a move.
+	 */
+	return (moves & 1) || load(&t->moves) != moves ? -EAGAIN : 0;
 }
 
 int mrc_index_find(const struct mrc_index *x, uintptr_t addr, size_t len,
 		   struct mrc_watchpoint *wp)
 {
-	const struct mrc_index_table *t = __atomic_load_n(&x->table,
-							  __ATOMIC_ACQUIRE);
+	const struct mrc_index_table *t;
 	struct entry e;
+	int ret;
 
-	if (!t)
-		return 0;
-	for (size_t i = home(t, addr, len), n = 0; n <= t->mask;
-	     i = (i + 1) & t->mask, n++) {
-		snapshot(&t->slots[i], &e);
-		if (!e.len)
+	do {
+		t = __atomic_load_n(&x->table, __ATOMIC_ACQUIRE);
+		if (!t)
 			return 0;
-		if (e.addr == addr && e.len == len) {
-			*wp = (struct mrc_watchpoint){ .start = e.start,
-				.end = e.end, .word = e.word,
-				.generation = e.generation };
-			return 1;
-		}
-	}
-	return 0;
+		ret = find_once(t, addr, len, &e);
+	} while (ret == -EAGAIN);
+	if (ret)
+		*wp = (struct mrc_watchpoint){ .start = e.start, .end = e.end,
+			.word = e.word, .generation = e.generation };
+	return ret;
 }
