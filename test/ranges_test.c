@@ -4,15 +4,18 @@
  * monitor, natively: a change is reported once with the range as the
  * runtime named it (not rounded), by a synchronous drain or by the drain
  * thread; a range watched again after it changed gets a fresh watch and
- * the old report is skipped; refcounts; forget.
+ * the old report is skipped; refcounts; forget; lock-free checks racing
+ * with watches, unwatches and the drain thread's drops.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "cache_check.h"
+#include "shim/index.h"
 #include "shim/ranges.h"
 
 static size_t page;
@@ -123,6 +126,136 @@ START_TEST(drain_thread_reports)
 }
 END_TEST
 
+/*
+ * The index alone: keys sharing an address differ by length; the table
+ * grows past its first size; removals shift later entries back so every
+ * remaining key is still found with its own watchpoint.
+ */
+#define INDEX_KEYS 500
+
+static int index_has(struct mrc_index *x, uintptr_t addr, size_t len)
+{
+	struct mrc_watchpoint wp;
+
+	if (!mrc_index_find(x, addr, len, &wp))
+		return 0;
+	ck_assert_uint_eq(wp.generation, len);	/* its own, not a neighbour's */
+	ck_assert_uint_eq(wp.start, addr);
+	return 1;
+}
+
+START_TEST(index_finds_each_key_through_growth_and_removal)
+{
+	static const uint64_t word;
+	struct mrc_index x;
+	uintptr_t addr = 0x7f0000001000;
+
+	mrc_index_init(&x);
+	for (size_t len = 1; len <= INDEX_KEYS; len++) {
+		struct mrc_watchpoint wp = { .start = addr, .end = addr + len,
+					     .word = &word, .generation = len };
+
+		ck_assert_int_eq(mrc_index_insert(&x, addr, len, &wp), 0);
+	}
+	ck_assert(!index_has(&x, addr + 1, 1));
+	for (size_t len = 1; len <= INDEX_KEYS; len += 2)
+		mrc_index_remove(&x, addr, len);
+	for (size_t len = 1; len <= INDEX_KEYS; len++)
+		ck_assert_int_eq(index_has(&x, addr, len), len % 2 == 0);
+	for (size_t len = 2; len <= INDEX_KEYS; len += 2)
+		mrc_index_remove(&x, addr, len);
+	for (size_t len = 1; len <= INDEX_KEYS; len++)
+		ck_assert(!index_has(&x, addr, len));
+	mrc_index_destroy(&x);
+}
+END_TEST
+
+/*
+ * Checks run lock-free while another thread adds and removes watches (the
+ * index grows and shifts) and the drain thread drops fired ones. Two
+ * ranges share an address: S = one page, V = two pages. Once the second
+ * page is unmapped, no check of V may say valid (a lookup that mixed up
+ * the two would), and S, never changed, is never stale and never missed
+ * (removals shift the entries around it).
+ */
+#define RACE_KEYS 300		/* ranges churned per round: the index grows */
+#define RACE_ROUNDS 200
+#define RACE_CHECKERS 2
+
+static struct {
+	char *p;
+	int victim_changed;	/* set after V's second page went */
+	int stop;
+	int stable_stale, stable_missed, stable_valid, victim_valid_after;
+} race;
+
+static void *checker_main(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&race.stop, __ATOMIC_ACQUIRE)) {
+		int changed = __atomic_load_n(&race.victim_changed,
+					      __ATOMIC_ACQUIRE);
+		int s = mrc_ranges_check(r, race.p, page);
+		int v = mrc_ranges_check(r, race.p, 2 * page);
+
+		if (s == -ESTALE)
+			__atomic_add_fetch(&race.stable_stale, 1, __ATOMIC_RELAXED);
+		if (s == 0)
+			__atomic_add_fetch(&race.stable_missed, 1, __ATOMIC_RELAXED);
+		if (s == 1)
+			__atomic_add_fetch(&race.stable_valid, 1, __ATOMIC_RELAXED);
+		if (changed && v == 1)
+			__atomic_add_fetch(&race.victim_valid_after, 1,
+					   __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/* One round: many keys in, a watched page replaced (the drain drops it), keys out. */
+static void churn_round(char *base)
+{
+	for (size_t k = 1; k <= RACE_KEYS; k++)
+		ck_assert_int_eq(mrc_ranges_watch(r, base, k), 0);
+	ck_assert_int_eq(mrc_ranges_watch(r, base + page, page), 0);
+	ck_assert_int_eq(munmap(base + page, page), 0);
+	ck_assert(mmap(base + page, page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+		  base + page);
+	for (size_t k = 1; k <= RACE_KEYS; k++)
+		mrc_ranges_unwatch(r, base, k);
+}
+
+START_TEST(checks_race_with_changes)
+{
+	pthread_t checkers[RACE_CHECKERS];
+	char *p = map_pages(4);
+
+	open_ranges(1);
+	race.p = p;
+	ck_assert_int_eq(mrc_ranges_watch(r, p, page), 0);
+	ck_assert_int_eq(mrc_ranges_watch(r, p, 2 * page), 0);
+	for (int i = 0; i < RACE_CHECKERS; i++)
+		ck_assert_int_eq(pthread_create(&checkers[i], NULL, checker_main, NULL), 0);
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		if (round == RACE_ROUNDS / 2) {
+			ck_assert_int_eq(munmap(p + page, page), 0);
+			__atomic_store_n(&race.victim_changed, 1, __ATOMIC_RELEASE);
+		}
+		churn_round(p + 2 * page);
+	}
+	__atomic_store_n(&race.stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < RACE_CHECKERS; i++)
+		pthread_join(checkers[i], NULL);
+	ck_assert_int_eq(race.stable_stale, 0);
+	ck_assert_int_eq(race.stable_missed, 0);	/* found through every shift */
+	ck_assert_int_eq(race.victim_valid_after, 0);
+	ck_assert_int_gt(race.stable_valid, 0);
+	ck_assert_int_eq(mrc_ranges_check(r, p, page), 1);
+	ck_assert_int_ne(mrc_ranges_check(r, p, 2 * page), 1);
+	mrc_ranges_close(r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ranges");
@@ -134,6 +267,8 @@ int main(void)
 	tcase_add_test(tc, rewatch_replaces_a_changed_watch);
 	tcase_add_test(tc, unwatch_counts_and_forget);
 	tcase_add_test(tc, drain_thread_reports);
+	tcase_add_test(tc, index_finds_each_key_through_growth_and_removal);
+	tcase_add_test(tc, checks_race_with_changes);
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);
 }

@@ -12,7 +12,8 @@
  * called from the drain thread (src/shim/ranges.c), never from inside
  * subscribe or valid, and never with our own lock held.
  *
- * valid() is the watcher's check of the range's watch: with the kernel
+ * valid() is the watcher's check of the range's watch, found in the shim's
+ * lock-free index (no mutex, no tree walk at a cache hit): with the kernel
  * monitor a generation load that moved before the page tables changed, so
  * a hit can never use pages the application no longer sees, whoever
  * changed them (a raw system call, migration, reclaim).

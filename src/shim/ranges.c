@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "mrcache.h"
+#include "shim/index.h"
 #include "shim/ranges.h"
 
 /* When the monitor is full, this share of the oldest watches goes. */
@@ -35,6 +36,7 @@ struct mrc_ranges {
 	pthread_mutex_t lock;
 	void *tree;			/* struct range by (addr, len) */
 	void *by_serial;		/* ... by serial (the cookie) */
+	struct mrc_index index;		/* ... for lock-free checks */
 	struct range *oldest, *newest;
 	size_t count;
 	uint64_t next_serial;
@@ -95,6 +97,7 @@ static void drop(struct mrc_ranges *r, struct range *e)
 	else
 		r->newest = e->older;
 	r->count--;
+	mrc_index_remove(&r->index, e->addr, e->len);
 	tdelete(e, &r->tree, compare);
 	tdelete(e, &r->by_serial, compare_serial);
 	mrc_watcher_remove(r->watcher, &e->wp);
@@ -117,6 +120,11 @@ static int add(struct mrc_ranges *r, const void *addr, size_t len)
 		ret = -ENOMEM;
 	if (!ret && !tsearch(e, &r->by_serial, compare_serial)) {
 		tdelete(e, &r->tree, compare);
+		ret = -ENOMEM;
+	}
+	if (!ret && mrc_index_insert(&r->index, e->addr, len, &e->wp)) {
+		tdelete(e, &r->tree, compare);
+		tdelete(e, &r->by_serial, compare_serial);
 		ret = -ENOMEM;
 	}
 	if (ret == -ENOMEM)
@@ -172,17 +180,19 @@ void mrc_ranges_unwatch(struct mrc_ranges *r, const void *addr, size_t len)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/*
+ * Lock-free (a runtime calls this at every cache hit): a copy of the
+ * watchpoint from the index. Its word outlives the watch (the watcher's
+ * table or the module's page), and a removed watch's word has moved, so a
+ * copy taken just before a drop checks invalid, or valid as of before.
+ */
 int mrc_ranges_check(struct mrc_ranges *r, const void *addr, size_t len)
 {
-	struct range *e;
-	int ret = 0;
+	struct mrc_watchpoint wp;
 
-	pthread_mutex_lock(&r->lock);
-	e = find(r, addr, len);
-	if (e)
-		ret = mrc_watchpoint_valid(r->watcher, &e->wp) ? 1 : -ESTALE;
-	pthread_mutex_unlock(&r->lock);
-	return ret;
+	if (!mrc_index_find(&r->index, (uintptr_t)addr, len, &wp))
+		return 0;
+	return mrc_watchpoint_valid(r->watcher, &wp) ? 1 : -ESTALE;
 }
 
 void mrc_ranges_forget(struct mrc_ranges *r, const void *addr, size_t len)
@@ -315,6 +325,7 @@ int mrc_ranges_open(struct mrc_ranges **out, mrc_ranges_fn fn, void *arg,
 	r->fn = fn;
 	r->arg = arg;
 	r->wake_fd = -1;
+	mrc_index_init(&r->index);
 	pthread_mutex_init(&r->lock, NULL);
 	ret = mrc_watcher_open(NULL, &r->watcher);
 	if (!ret && thread)
@@ -353,6 +364,7 @@ void mrc_ranges_close(struct mrc_ranges *r)
 		mrc_watcher_close(r->watcher);
 	tdestroy(r->tree, keep_range);
 	tdestroy(r->by_serial, free_range);
+	mrc_index_destroy(&r->index);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }

@@ -8,7 +8,8 @@
  *
  * Locking: one mutex over the table, never held while the callback runs,
  * so the callback may take the runtime's locks while the runtime, holding
- * them, calls in here to watch or check a range.
+ * them, calls in here to watch a range. A check takes no lock: it looks
+ * the range up in a lock-free index (index.h) and does the watch's check.
  *
  * A range's watch is dropped when it fires (after the callback ran) and
  * when the runtime unwatches it as often as it watched it. A runtime that
@@ -43,6 +44,7 @@ void mrc_ranges_unwatch(struct mrc_ranges *r, const void *addr, size_t len);
 /*
  * 1 while the range is watched and unchanged, 0 when it is not watched,
  * -ESTALE when its watch saw a change (not necessarily delivered yet).
+ * Lock-free: never 1 for a range whose change was seen before the call.
  */
 int mrc_ranges_check(struct mrc_ranges *r, const void *addr, size_t len);
 /* Drop the range's watch, whatever it saw (its report is skipped). */
