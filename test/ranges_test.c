@@ -41,12 +41,17 @@ static char *map_pages(size_t n)
 	return p;
 }
 
-static void open_ranges(int thread)
+static void open_ranges_with(mrc_ranges_fn fn, int thread)
 {
 	setenv("MRCACHE_MONITOR", "hooks", 1);
-	ck_assert_int_eq(mrc_ranges_open(&r, changed, NULL, thread), 0);
+	ck_assert_int_eq(mrc_ranges_open(&r, fn, NULL, thread), 0);
 	ck_assert_str_eq(mrc_ranges_monitor(r), "hooks");
 	seen = 0;
+}
+
+static void open_ranges(int thread)
+{
+	open_ranges_with(changed, thread);
 }
 
 START_TEST(change_reported_once_as_named)
@@ -58,10 +63,13 @@ START_TEST(change_reported_once_as_named)
 	ck_assert_int_eq(mrc_ranges_check(r, p + 100, 2 * page), 1);
 	ck_assert_int_eq(mrc_ranges_check(r, p, 2 * page), 0);	/* not watched */
 	ck_assert(!mrc_ranges_pending(r));
+	ck_assert(mrc_ranges_settled(r));
 	ck_assert_int_eq(munmap(p, 3 * page), 0);
 	ck_assert(mrc_ranges_pending(r));
+	ck_assert(!mrc_ranges_settled(r));
 	ck_assert_int_eq(mrc_ranges_check(r, p + 100, 2 * page), -ESTALE);
 	ck_assert_int_eq(mrc_ranges_drain(r), 1);
+	ck_assert(mrc_ranges_settled(r));
 	ck_assert_int_eq(seen, 1);
 	ck_assert_ptr_eq(seen_addr, p + 100);
 	ck_assert_uint_eq(seen_len, 2 * page);
@@ -256,6 +264,77 @@ START_TEST(checks_race_with_changes)
 }
 END_TEST
 
+/*
+ * mrc_ranges_settled() (libfabric's valid() answers from it alone) must
+ * not say 1 from the moment a change is seen until its report has run:
+ * the drain thread's callback sleeps, so a check that looked only at
+ * what is pending would see nothing pending while the report is still
+ * under way. Rounds are numbered; a checker that saw round N's munmap
+ * return and then a settled answer must also see round N's report done.
+ */
+#define SETTLE_ROUNDS 20
+#define SETTLE_CHECKERS 2
+
+static struct {
+	int changed_round, reported_round, stop;
+	int early, settled;
+} settle;
+
+static void changed_slowly(void *arg, void *addr, size_t len)
+{
+	(void)arg;
+	(void)addr;
+	(void)len;
+	usleep(20000);
+	__atomic_add_fetch(&settle.reported_round, 1, __ATOMIC_RELEASE);
+}
+
+static void *settle_checker_main(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&settle.stop, __ATOMIC_ACQUIRE)) {
+		int changed = __atomic_load_n(&settle.changed_round,
+					      __ATOMIC_ACQUIRE);
+
+		if (!mrc_ranges_settled(r))
+			continue;
+		__atomic_add_fetch(&settle.settled, 1, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&settle.reported_round, __ATOMIC_ACQUIRE) <
+		    changed)
+			__atomic_add_fetch(&settle.early, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+START_TEST(settled_waits_for_the_report)
+{
+	pthread_t checkers[SETTLE_CHECKERS];
+
+	open_ranges_with(changed_slowly, 1);
+	for (int i = 0; i < SETTLE_CHECKERS; i++)
+		ck_assert_int_eq(pthread_create(&checkers[i], NULL,
+						settle_checker_main, NULL), 0);
+	for (int round = 1; round <= SETTLE_ROUNDS; round++) {
+		char *p = map_pages(1);
+
+		ck_assert_int_eq(mrc_ranges_watch(r, p, page), 0);
+		ck_assert_int_eq(munmap(p, page), 0);
+		__atomic_store_n(&settle.changed_round, round, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&settle.reported_round, __ATOMIC_ACQUIRE) < round)
+			usleep(1000);
+	}
+	__atomic_store_n(&settle.stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < SETTLE_CHECKERS; i++)
+		pthread_join(checkers[i], NULL);
+	ck_assert_int_eq(settle.early, 0);
+	ck_assert_int_gt(settle.settled, 0);
+	for (int i = 0; i < 5000 && !mrc_ranges_settled(r); i++)
+		usleep(1000);	/* the drain returns after its last report */
+	ck_assert(mrc_ranges_settled(r));
+	mrc_ranges_close(r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ranges");
@@ -269,6 +348,7 @@ int main(void)
 	tcase_add_test(tc, drain_thread_reports);
 	tcase_add_test(tc, index_finds_each_key_through_growth_and_removal);
 	tcase_add_test(tc, checks_race_with_changes);
+	tcase_add_test(tc, settled_waits_for_the_report);
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);
 }

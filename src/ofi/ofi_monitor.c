@@ -12,11 +12,15 @@
  * called from the drain thread (src/shim/ranges.c), never from inside
  * subscribe or valid, and never with our own lock held.
  *
- * valid() is the watcher's check of the range's watch, found in the shim's
- * lock-free index (no mutex, no tree walk at a cache hit): with the kernel
- * monitor a generation load that moved before the page tables changed, so
- * a hit can never use pages the application no longer sees, whoever
- * changed them (a raw system call, migration, reclaim).
+ * valid() first asks whether the shim has settled (src/shim/ranges.c: no
+ * change pending in the watcher and no drain under way, a few loads): then
+ * every change seen so far has gone through notify, which took the entry
+ * out of libfabric's cache under mm_lock, so the entry being looked up
+ * (under mm_lock) cannot have changed. Otherwise it is the watcher's
+ * check of the range's own watch, found in the shim's lock-free index: with
+ * the kernel monitor a generation load that moved before the page tables
+ * changed, so a hit can never use pages the application no longer sees,
+ * whoever changed them (a raw system call, migration, reclaim).
  *
  * Known gap, libfabric's: it pins pages before it subscribes, so a change
  * between the two is seen by no monitor.
@@ -109,7 +113,8 @@ static bool ofi_valid(struct fid_mem_monitor *m, const void *addr,
 		      size_t len)
 {
 	(void)m;
-	return mrc_ranges_check(ranges, addr, len) == 1;
+	return mrc_ranges_settled(ranges) ||
+	       mrc_ranges_check(ranges, addr, len) == 1;
 }
 
 static struct fi_ops_mem_monitor export_ops = {

@@ -41,6 +41,7 @@ struct mrc_ranges {
 	size_t count;
 	uint64_t next_serial;
 	int trim;			/* the monitor ran out of room */
+	uint64_t drains;		/* started (low half), ended (high) */
 	int wake_fd;			/* trim, or stop the thread */
 	int stopping;
 	int thread_running;
@@ -234,17 +235,47 @@ static void fired(void *arg, uint64_t cookie, void *addr, size_t len)
 
 static void trim(struct mrc_ranges *r);
 
+#define DRAIN_STARTED 1ull
+#define DRAIN_ENDED (1ull << 32)
+
+/*
+ * What the drain takes out of the watcher (the backend's collected word,
+ * the watcher's count of fired watches, the trim flag) is stored with
+ * release after the start is counted, and mrc_ranges_settled() loads it
+ * with acquire: a check that sees any of it gone also sees the start.
+ */
 int mrc_ranges_drain(struct mrc_ranges *r)
 {
+	int ret;
+
+	__atomic_add_fetch(&r->drains, DRAIN_STARTED, __ATOMIC_RELAXED);
 	if (__atomic_load_n(&r->trim, __ATOMIC_RELAXED))
 		trim(r);
-	return mrc_watcher_drain(r->watcher, fired, r);
+	ret = mrc_watcher_drain(r->watcher, fired, r);
+	__atomic_add_fetch(&r->drains, DRAIN_ENDED, __ATOMIC_RELEASE);
+	return ret;
 }
 
 int mrc_ranges_pending(const struct mrc_ranges *r)
 {
 	return mrc_watcher_pending(r->watcher) ||
-	       __atomic_load_n(&r->trim, __ATOMIC_RELAXED);
+	       __atomic_load_n(&r->trim, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Settled: no drain was running and nothing was pending at one instant
+ * between the two loads of the drain counter (it only grows, so equal
+ * loads mean it did not move). Every change seen before that instant was
+ * then taken by a drain that has returned, so its callback has run.
+ */
+int mrc_ranges_settled(const struct mrc_ranges *r)
+{
+	uint64_t before = __atomic_load_n(&r->drains, __ATOMIC_ACQUIRE);
+
+	if ((uint32_t)before != (uint32_t)(before >> 32))
+		return 0;
+	return !mrc_ranges_pending(r) &&
+	       __atomic_load_n(&r->drains, __ATOMIC_ACQUIRE) == before;
 }
 
 /*
@@ -257,7 +288,7 @@ static void trim(struct mrc_ranges *r)
 	struct { uintptr_t addr; size_t len; } *out;
 
 	pthread_mutex_lock(&r->lock);
-	__atomic_store_n(&r->trim, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->trim, 0, __ATOMIC_RELEASE);
 	n = r->count / TRIM_DIVISOR + 1;
 	out = calloc(n, sizeof(*out));
 	for (size_t i = 0; out && i < n && r->oldest; i++) {

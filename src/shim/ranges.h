@@ -53,5 +53,11 @@ void mrc_ranges_forget(struct mrc_ranges *r, const void *addr, size_t len);
 int mrc_ranges_drain(struct mrc_ranges *r);
 /* Cheap (a load or two): might mrc_ranges_drain() report anything? */
 int mrc_ranges_pending(const struct mrc_ranges *r);
+/*
+ * Cheap (a few loads): 1 when every change seen before the call has been
+ * handed to the callback (nothing pending, no drain under way), so a range
+ * the runtime still caches cannot have changed. Lock-free.
+ */
+int mrc_ranges_settled(const struct mrc_ranges *r);
 
 #endif /* MRC_SHIM_RANGES_H */

@@ -361,7 +361,7 @@ int mrc_watchpoint_valid(const struct mrc_watcher *w,
  */
 int mrc_watcher_pending(const struct mrc_watcher *w)
 {
-	return __atomic_load_n(&w->nfired, __ATOMIC_RELAXED) ||
+	return __atomic_load_n(&w->nfired, __ATOMIC_ACQUIRE) ||
 	       w->backend->pending(w);
 }
 
@@ -374,7 +374,8 @@ static size_t take_fired(struct mrc_watcher *w, struct mrc_watch_fired **list)
 	*list = w->fired;
 	n = w->nfired;
 	w->fired = NULL;
-	__atomic_store_n(&w->nfired, 0, __ATOMIC_RELAXED);
+	/* Release: a pending check that sees it empty sees what came before. */
+	__atomic_store_n(&w->nfired, 0, __ATOMIC_RELEASE);
 	w->fired_cap = 0;
 	pthread_mutex_unlock(&w->lock);
 	return n;

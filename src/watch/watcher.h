@@ -64,7 +64,12 @@ struct mrc_watch_backend {
 	int (*valid)(const struct mrc_watcher *w,
 		     const struct mrc_watchpoint *wp);
 	int (*fd)(struct mrc_watcher *w);
-	/* Lock-free: has the monitor seen anything since the last collect? */
+	/*
+	 * Lock-free: has the monitor seen anything since the last collect?
+	 * Acquire loads of what collect stores with release, so a caller
+	 * that sees a collect's result also sees what preceded the collect
+	 * (src/shim/ranges.c's settled check relies on it).
+	 */
 	int (*pending)(const struct mrc_watcher *w);
 };
 
