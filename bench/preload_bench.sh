@@ -14,8 +14,11 @@
 #      (UCX's rendezvous buffers have remote access). Runs interleaved,
 #      REPS times; each must complete; bandwidth and the preload's counters.
 #   3. preload_app per-message time at 4 KiB, 64 KiB, 1 MiB: registering
-#      per message without the preload, with it, and one static
-#      registration (the goal), REPS interleaved runs each.
+#      per message without the preload, with it, and the same buffers
+#      registered once (static, the goal), REPS interleaved runs each; and
+#      the time inside ibv_reg_mr + ibv_dereg_mr per message, whose share of
+#      the static message time is what the preload adds (whole-message
+#      times swing more than that under TCG).
 #   4. allocation churn (preload_app churn: 8 x 1 MiB malloc'ed, a message
 #      each, freed, per round): without the preload, with it, with
 #      MRCACHE_PRELOAD_MALLOC=1; time per message and hits.
@@ -85,20 +88,23 @@ ucx() {
 	grep -h '^mrcache-preload:' <<<"$out" | sed "s/^/          $v: /" >&2
 }
 
-# msg_time VARIANT SIZE: preload_app's time per message.
+# msg_time VARIANT SIZE: preload_app's time per message, and the part of
+# it inside ibv_reg_mr + ibv_dereg_mr.
 msg_time() {
-	local v=$1 size=$2 n=200 t
+	local v=$1 size=$2 n=1000 t r
+	((size > 4096)) && n=200
 	((size > 65536)) && n=50	# TCG: 1 MiB of pattern and check per message
 	case $v in
-	static) out=$("$app" static $n "$size" 2>&1) ;;
+	static) out=$("$app" static $n 4 "$size" 2>&1) ;;
 	none) out=$("$app" reuse $n 4 "$size" 2>&1) ;;
 	preload) out=$(LD_PRELOAD=$lib "$app" reuse $n 4 "$size" 2>&1) ;;
 	churn-none) out=$("$app" churn 10 8 "$size" 2>&1) ;;
 	churn-preload) out=$(LD_PRELOAD=$lib "$app" churn 10 8 "$size" 2>&1) ;;
 	churn-malloc) out=$(LD_PRELOAD=$lib MRCACHE_PRELOAD_MALLOC=1 "$app" churn 10 8 "$size" 2>&1) ;;
 	esac || { printf '%s\n' "$out" >&2; fail "preload_app $v $size"; }
-	t=$(sed -n 's/.* \([0-9.]*\) us per message/\1/p' <<<"$out")
-	echo "msg $size $v $t"
+	t=$(sed -n 's/.* \([0-9.]*\) us per message.*/\1/p' <<<"$out")
+	r=$(sed -n 's/.* \([0-9.]*\) us of it registering/\1/p' <<<"$out")
+	echo "msg $size $v $t $r"
 	grep -h '^mrcache-preload:' <<<"$out" | sed "s/^/          $v $size: /" >&2
 }
 
@@ -117,14 +123,17 @@ printf '%s\n' "$results"
 # median of the numbers on stdin
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 spread() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
-# pick ucx VARIANT | pick SIZE VARIANT: the figures of those runs.
+# pick ucx VARIANT | pick SIZE VARIANT [reg]: the figures of those runs
+# (with reg: the time inside ibv_reg_mr + ibv_dereg_mr).
 pick() {
 	if [[ $1 == ucx ]]; then
 		awk -v v="$2" '$1 == "ucx" && $2 == v { print $3 }' <<<"$results"
 	else
-		awk -v k="$1" -v v="$2" '$1 == "msg" && $2 == k && $3 == v { print $4 }' <<<"$results"
+		awk -v k="$1" -v v="$2" -v c=$((${3:+1} + 4)) \
+			'$1 == "msg" && $2 == k && $3 == v { print $c }' <<<"$results"
 	fi
 }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 echo "ucx_perftest tag_bw 1 MiB, MB/s (median of $reps, range):"
 base=$(pick ucx none | median)
@@ -132,16 +141,20 @@ for v in none preload remote; do
 	m=$(pick ucx $v | median)
 	printf '  %-8s %10s  (%s)  ratio %.2f\n' "$v" "$m" "$(pick ucx $v | spread)" "$(awk -v a="$m" -v b="$base" 'BEGIN { print a / b }')"
 done
-echo "preload_app, us per message (median of $reps, range):"
+echo "preload_app, us per message (median of $reps, range); us inside reg+dereg per message (median, range); that / static's median message:"
 for size in 4096 65536 1048576; do
 	st=$(pick $size static | median)
 	for v in none preload static; do
 		m=$(pick $size $v | median)
-		printf '  %8s %-8s %10s  (%s)  / static %.2f\n' "$size" "$v" "$m" "$(pick $size $v | spread)" "$(awk -v a="$m" -v b="$st" 'BEGIN { print a / b }')"
+		r=$(pick $size $v reg | median)
+		printf '  %8s %-8s %10s  (%s)  / static %.2f   reg %9s  (%s)  / static %s\n' \
+			"$size" "$v" "$m" "$(pick $size $v | spread)" "$(ratio "$m" "$st")" \
+			"$r" "$(pick $size $v reg | spread)" "$(ratio "$r" "$st")"
 	done
 done
-echo "churn, 1 MiB, us per message (median of $reps, range):"
+echo "churn, 1 MiB, us per message (median of $reps, range); us inside reg+dereg per message (median, range):"
 for v in churn-none churn-preload churn-malloc; do
-	printf '  %-14s %10s  (%s)\n' "$v" "$(pick 1048576 $v | median)" "$(pick 1048576 $v | spread)"
+	printf '  %-14s %10s  (%s)   reg %9s  (%s)\n' "$v" "$(pick 1048576 $v | median)" "$(pick 1048576 $v | spread)" \
+		"$(pick 1048576 $v reg | median)" "$(pick 1048576 $v reg | spread)"
 done
 say "PASS"

@@ -5,7 +5,8 @@
  * test/preload.sh to run with and without libmrcache-preload.so.
  *
  *   preload_app reuse  MESSAGES WORKING_SET SIZE
- *       buffers allocated once; message i uses buffer i % WORKING_SET
+ *       buffers allocated once and each sent once untimed; then message i
+ *       uses buffer i % WORKING_SET
  *   preload_app free   MESSAGES SIZE
  *       malloc() a source buffer per message, free() it after
  *   preload_app munmap MESSAGES SIZE
@@ -13,9 +14,11 @@
  *       target is registered per message too (remote write)
  *   preload_app churn ROUNDS SET SIZE
  *       each round malloc() SET buffers, a message from each, free() all
- *   preload_app static MESSAGES SIZE
- *       the baseline: one buffer registered once for every message
- *   (reuse, churn and static print the time per message)
+ *   preload_app static MESSAGES WORKING_SET SIZE
+ *       the baseline: reuse's buffers, each registered once before the
+ *       first message and deregistered after the last
+ *   (reuse, churn and static print the median time per message, and the
+ *   median part of it spent inside ibv_reg_mr and ibv_dereg_mr)
  *   preload_app rereg SIZE | badinput SIZE | double SIZE
  *       ibv_rereg_mr() cases, bad input, an MR deregistered twice: each
  *       call's result printed, for the script to compare runs
@@ -45,6 +48,7 @@
 #include "rdma_pair.h"
 
 static struct rdma_pair pair;
+static double reg_us;		/* time inside ibv_reg_mr + ibv_dereg_mr */
 
 static uint8_t pattern(unsigned long msg, size_t j)
 {
@@ -61,6 +65,14 @@ static int check(const uint8_t *dst, size_t size, unsigned long msg)
 		}
 	}
 	return 0;
+}
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
 /* Write message @msg from @src (@lkey) into @dst (@rkey), check every byte. */
@@ -81,10 +93,12 @@ static int write_check(uint8_t *src, uint32_t lkey, uint8_t *dst,
 static int transfer(uint8_t *src, uint8_t *dst, uint32_t rkey, size_t size,
 		    unsigned long msg)
 {
+	double start = now_us();
 	struct ibv_mr *mr;
 	int ret;
 
 	mr = ibv_reg_mr(pair.pd, src, size, IBV_ACCESS_LOCAL_WRITE);
+	reg_us += now_us() - start;
 	if (!mr) {
 		fprintf(stderr, "preload_app: ibv_reg_mr: %s\n", strerror(errno));
 		return 1;
@@ -95,10 +109,12 @@ static int transfer(uint8_t *src, uint8_t *dst, uint32_t rkey, size_t size,
 		return 1;
 	}
 	ret = write_check(src, mr->lkey, dst, rkey, size, msg);
+	start = now_us();
 	if (ibv_dereg_mr(mr)) {
 		fprintf(stderr, "preload_app: ibv_dereg_mr failed\n");
 		return 1;
 	}
+	reg_us += now_us() - start;
 	return ret;
 }
 
@@ -114,21 +130,60 @@ static struct ibv_mr *target(void *buf, size_t size)
 	return mr;
 }
 
-static double now_us(void)
-{
-	struct timespec ts;
+/*
+ * Each timed message's time and the part inside ibv_reg_mr + ibv_dereg_mr:
+ * medians, because a VM's vCPU descheduled for milliseconds lands in
+ * whichever message was running (means are printed too).
+ */
+#define MAX_TIMED 100000
+static double msg_total[MAX_TIMED], msg_reg[MAX_TIMED];
+static unsigned long timed;
+static double msg_start, msg_reg_start;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+static void message_start(void)
+{
+	msg_start = now_us();
+	msg_reg_start = reg_us;
 }
 
-static void per_message(const char *what, unsigned long n, size_t size,
-			double start)
+static void message_end(void)
 {
-	printf("preload_app: %s: %lu messages of %zu bytes, %.1f us per message\n",
-	       what, n, size, n ? (now_us() - start) / (double)n : 0.0);
+	if (timed == MAX_TIMED)
+		return;
+	msg_total[timed] = now_us() - msg_start;
+	msg_reg[timed] = reg_us - msg_reg_start;
+	timed++;
 }
 
+static int by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double mean_and_median(double *v, unsigned long n, double *median)
+{
+	double sum = 0;
+
+	for (unsigned long i = 0; i < n; i++)
+		sum += v[i];
+	qsort(v, n, sizeof(*v), by_value);
+	*median = n ? v[n / 2] : 0;
+	return n ? sum / (double)n : 0;
+}
+
+static void per_message(const char *what, size_t size)
+{
+	double total, reg, total_mean, reg_mean;
+
+	total_mean = mean_and_median(msg_total, timed, &total);
+	reg_mean = mean_and_median(msg_reg, timed, &reg);
+	printf("preload_app: %s: %lu messages of %zu bytes, %.1f us per message, %.2f us of it registering (medians; means %.1f, %.2f)\n",
+	       what, timed, size, total, reg, total_mean, reg_mean);
+}
+
+/* One untimed pass over the working set first: reuse is the steady state. */
 static int run_reuse(unsigned long n, unsigned long ws, size_t size)
 {
 	uint8_t **bufs = calloc(ws, sizeof(*bufs));
@@ -136,14 +191,15 @@ static int run_reuse(unsigned long n, unsigned long ws, size_t size)
 	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
 	int ret = !bufs || !tmr;
 
-	double start;
-
 	for (unsigned long i = 0; i < ws && !ret; i++)
-		ret = !(bufs[i] = malloc(size));
-	start = now_us();
-	for (unsigned long i = 0; i < n && !ret; i++)
+		ret = !(bufs[i] = malloc(size)) ||
+		      transfer(bufs[i], dst, tmr->rkey, size, i);
+	for (unsigned long i = 0; i < n && !ret; i++) {
+		message_start();
 		ret = transfer(bufs[i % ws], dst, tmr->rkey, size, i);
-	per_message("reuse", n, size, start);
+		message_end();
+	}
+	per_message("reuse", size);
 	if (tmr)
 		ibv_dereg_mr(tmr);
 	for (unsigned long i = 0; bufs && i < ws; i++)
@@ -182,18 +238,20 @@ static int run_churn(unsigned long rounds, unsigned long ws, size_t size)
 	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
 	unsigned long msg = 0;
 	int ret = !bufs || !tmr;
-	double start = now_us();
 
 	for (unsigned long r = 0; r < rounds && !ret; r++) {
-		for (unsigned long i = 0; i < ws && !ret; i++)
+		for (unsigned long i = 0; i < ws && !ret; i++) {
+			message_start();
 			ret = !(bufs[i] = malloc(size)) ||
 			      transfer(bufs[i], dst, tmr->rkey, size, msg++);
+			message_end();
+		}
 		for (unsigned long i = 0; i < ws; i++) {
 			free(bufs[i]);
 			bufs[i] = NULL;
 		}
 	}
-	per_message("churn", msg, size, start);
+	per_message("churn", size);
 	if (tmr)
 		ibv_dereg_mr(tmr);
 	free(bufs);
@@ -201,23 +259,36 @@ static int run_churn(unsigned long rounds, unsigned long ws, size_t size)
 	return ret;
 }
 
-/* The baseline: one buffer registered once, every message through it. */
-static int run_static(unsigned long n, size_t size)
+/* The baseline: reuse's working set, registered once outside the loop. */
+static int run_static(unsigned long n, unsigned long ws, size_t size)
 {
-	uint8_t *src = malloc(size), *dst = malloc(size);
+	uint8_t **bufs = calloc(ws, sizeof(*bufs)), *dst = malloc(size);
+	struct ibv_mr **mrs = calloc(ws, sizeof(*mrs));
 	struct ibv_mr *tmr = dst ? target(dst, size) : NULL;
-	struct ibv_mr *mr = src ? ibv_reg_mr(pair.pd, src, size, IBV_ACCESS_LOCAL_WRITE) : NULL;
-	int ret = !tmr || !mr;
-	double start = now_us();
+	int ret = !bufs || !mrs || !tmr || !ws;
 
-	for (unsigned long i = 0; i < n && !ret; i++)
-		ret = write_check(src, mr->lkey, dst, tmr->rkey, size, i);
-	per_message("static", n, size, start);
-	if (mr)
-		ibv_dereg_mr(mr);
+	for (unsigned long i = 0; i < ws && !ret; i++) {
+		bufs[i] = malloc(size);
+		mrs[i] = bufs[i] ? ibv_reg_mr(pair.pd, bufs[i], size,
+					      IBV_ACCESS_LOCAL_WRITE) : NULL;
+		ret = !mrs[i];
+	}
+	for (unsigned long i = 0; i < n && !ret; i++) {
+		message_start();
+		ret = write_check(bufs[i % ws], mrs[i % ws]->lkey, dst,
+				  tmr->rkey, size, i);
+		message_end();
+	}
+	per_message("static", size);
+	for (unsigned long i = 0; mrs && i < ws; i++)
+		if (mrs[i])
+			ibv_dereg_mr(mrs[i]);
 	if (tmr)
 		ibv_dereg_mr(tmr);
-	free(src);
+	for (unsigned long i = 0; bufs && i < ws; i++)
+		free(bufs[i]);
+	free(bufs);
+	free(mrs);
 	free(dst);
 	return ret;
 }
@@ -462,7 +533,7 @@ static int m_free(char **a) { return run_free(arg(a, 2), arg(a, 3)); }
 static int m_munmap(char **a) { return run_munmap(arg(a, 2), arg(a, 3)); }
 static int m_idle(char **a) { return run_idle(arg(a, 2), arg(a, 3)); }
 static int m_churn(char **a) { return run_churn(arg(a, 2), arg(a, 3), arg(a, 4)); }
-static int m_static(char **a) { return run_static(arg(a, 2), arg(a, 3)); }
+static int m_static(char **a) { return run_static(arg(a, 2), arg(a, 3), arg(a, 4)); }
 static int m_rereg(char **a) { return run_rereg(arg(a, 2)); }
 static int m_badinput(char **a) { return run_badinput(arg(a, 2)); }
 static int m_double(char **a) { return run_double(arg(a, 2)); }
@@ -479,7 +550,7 @@ static const struct mode {
 	{ "munmap", 4, m_munmap, "MESSAGES SIZE" },
 	{ "idle", 4, m_idle, "SIZE MS" },
 	{ "churn", 5, m_churn, "ROUNDS SET SIZE" },
-	{ "static", 4, m_static, "MESSAGES SIZE" },
+	{ "static", 5, m_static, "MESSAGES WORKING_SET SIZE" },
 	{ "rereg", 3, m_rereg, "SIZE" },
 	{ "badinput", 3, m_badinput, "SIZE" },
 	{ "double", 3, m_double, "SIZE" },
