@@ -6,15 +6,17 @@
 # (in the VM, with two NUMA nodes for move_pages), 1 MiB messages, the
 # sender's buffer changed between two sends (mem_changes.h). Open MPI's
 # own registration cache (grdma, under ob1's openib btl) is not hooked:
-# it treats an invalidated registration still in use as fatal. Runs:
-#   pml ucx             UCX's own hooks: after a raw munmap system call
-#                       rank 1 gets the old bytes (the test can fail: this
-#                       is what it fails on);
+# it treats an invalidated registration still in use as fatal. Without
+# a shim, Open MPI feeds both runtimes' caches from its own memory hooks
+# (its patched munmap calls ucm_vm_munmap, pml_ucx_opal_mem_hooks=true,
+# and it imports them as libfabric's memory monitor). Runs:
+#   pml ucx             after a raw munmap system call rank 1 gets the old
+#                       bytes (the test can fail: this is what it fails on);
 #   pml ucx, shim       -x LD_PRELOAD=libmrcache-ucx.so: the new bytes;
-#   mtl ofi             verbs;ofi_rxm, with Open MPI's memory hooks as
-#                       libfabric's monitor (Open MPI imports them): the
-#                       old bytes after a raw munmap;
-#   mtl ofi, shim       -x LD_PRELOAD=libmrcache-ofi.so: the new bytes.
+#   mtl ofi             verbs;ofi_rxm: the old bytes after a raw munmap;
+#   mtl ofi, shim       -x LD_PRELOAD=libmrcache-ofi.so: the new bytes (the
+#                       shim's constructor imports first; Open MPI's
+#                       fi_import then fails and it carries on).
 # Re-runs itself in the guest (test/in-vm.sh), natively when this machine
 # has an RDMA device and the module: then set UCX_NET_DEVICES,
 # UCX_IB_GID_INDEX, FI_VERBS_DEVICE_NAME and MRCACHE_RDMA_CM_ADDR.
@@ -44,7 +46,7 @@ mpirun=(mpirun -np 2 --allow-run-as-root --oversubscribe --bind-to none
 export UCX_TLS=rc_verbs,ud_verbs,self UCX_NET_DEVICES=${UCX_NET_DEVICES:-rxe0:1}
 export UCX_IB_GID_INDEX=${UCX_IB_GID_INDEX:-2} UCX_RNDV_THRESH=8k UCX_WARN_UNUSED_ENV_VARS=n
 ucx=(--mca pml ucx --mca pml_ucx_devices any)
-run "pml ucx, UCX's own hooks" "${mpirun[@]}" "${ucx[@]}" "$app" ucx native
+run "pml ucx, Open MPI's memory hooks" "${mpirun[@]}" "${ucx[@]}" "$app" ucx native
 run "pml ucx, shim (kmod)" "${mpirun[@]}" "${ucx[@]}" \
 	-x LD_PRELOAD="$ucx_lib" -x MRCACHE_UCX_VERBOSE=1 "$app" ucx shim kmod
 
@@ -56,7 +58,7 @@ fail() { say "$*"; exit 1; }
 rdma_cm_addr >/dev/null || exit 1
 export FI_VERBS_DEVICE_NAME=${FI_VERBS_DEVICE_NAME:-rxe1} FI_UNIVERSE_SIZE=4
 ofi=(--mca pml cm --mca mtl ofi --mca mtl_ofi_provider_include "verbs;ofi_rxm")
-run "mtl ofi, Open MPI's hooks as libfabric's monitor" "${mpirun[@]}" "${ofi[@]}" \
+run "mtl ofi, Open MPI's memory hooks" "${mpirun[@]}" "${ofi[@]}" \
 	"$app" ofi native
 run "mtl ofi, shim (kmod)" "${mpirun[@]}" "${ofi[@]}" \
 	-x LD_PRELOAD="$ofi_lib" -x MRCACHE_OFI_VERBOSE=1 "$app" ofi shim kmod

@@ -5,9 +5,10 @@
  * large enough for the rendezvous path, where the receiver reads the
  * sender's buffer through the sender's cached registration.
  *
- *   mpi_test ucx|ofi native          the runtime's own memory hooks: after a
- *                                    raw munmap system call rank 1 gets the
- *                                    old bytes (what the shim fixes)
+ *   mpi_test ucx|ofi native          the runtime's cache told by Open MPI's
+ *                                    memory hooks: after a raw munmap system
+ *                                    call rank 1 gets the old bytes (what
+ *                                    the shim fixes)
  *   mpi_test ucx|ofi shim [MONITOR]  libmrcache-ucx.so or libmrcache-ofi.so
  *                                    preloaded in both ranks, running
  *                                    MONITOR (kmod, hooks): the new bytes
@@ -57,8 +58,9 @@ static char received(char *out)
 }
 
 /*
- * Rank 1: 1 when the case came out as expected for @monitor (NULL: the
- * runtime's own), 0 when not, -1 when rank 0 must run it again.
+ * Rank 1: 1 when the case came out as expected for @monitor (NULL: Open
+ * MPI's hooks, which see what the runtimes' own hooks see), 0 when not,
+ * -1 when rank 0 must run it again.
  */
 static int check_case(const struct mem_change *c, const char *monitor,
 		      char *out)
