@@ -34,7 +34,9 @@ if [[ ${MRCACHE_SHIM_INSIDE:-0} != 1 ]]; then
 	[[ -f $ucx_lib && -f $ofi_lib ]] ||
 		missing "libmrcache-ucx.so and libmrcache-ofi.so (configure looks for UCX and libfabric; Debian: apt-get install libucx-dev libfabric-dev)"
 fi
-rerun_in_vm "$app" "$ucx_lib" "${MRCACHE_MPI_TIMEOUT:-600}"
+# About 2 minutes in an idle guest, boot included; four times that on a
+# loaded 2-core host.
+rerun_in_vm "$app" "$ucx_lib" "${MRCACHE_MPI_TIMEOUT:-900}"
 
 # Two ranks on this host, as root in the guest; --timeout ends a hung job.
 mpirun=(mpirun -np 2 --allow-run-as-root --oversubscribe --bind-to none

@@ -32,10 +32,12 @@ rerun_in_vm() {
 		--timeout "$3" -- bash "$0"
 }
 
-# NAME CMD ARGS...: one run; a failure fails the script at its end.
+# NAME CMD ARGS...: one run, timed (TCG budgets); a failure fails the
+# script at its end.
 run() {
-	local name=$1
+	local name=$1 start=$SECONDS
 	shift
 	say "--- $name"
 	"$@" || { say "FAIL: $name"; status=1; }
+	say "    $name: $((SECONDS - start)) s"
 }
