@@ -34,8 +34,8 @@ if [[ ${MRCACHE_SHIM_INSIDE:-0} != 1 ]]; then
 	[[ -f $ucx_lib && -f $ofi_lib ]] ||
 		missing "libmrcache-ucx.so and libmrcache-ofi.so (configure looks for UCX and libfabric; Debian: apt-get install libucx-dev libfabric-dev)"
 fi
-# About 2 minutes in an idle guest, boot included; four times that on a
-# loaded 2-core host.
+# About 2 minutes on an idle 2-core host, boot included; 3 to 5.5 with
+# load average 12.
 rerun_in_vm "$app" "$ucx_lib" "${MRCACHE_MPI_TIMEOUT:-900}"
 
 # Two ranks on this host, as root in the guest; --timeout ends a hung job.
@@ -43,8 +43,8 @@ mpirun=(mpirun -np 2 --allow-run-as-root --oversubscribe --bind-to none
 	--timeout 240 --mca btl self)
 
 # pml ucx on rc_verbs alone (no shared-memory transport can carry the
-# message past the cache), over Soft-RoCE as in test/ucx.sh; UCX's
-# default device list for Open MPI is mlx* only.
+# message past the cache), over Soft-RoCE as in test/ucx.sh; Open MPI
+# takes UCX only for the devices in pml_ucx_devices (mlx* by default).
 export UCX_TLS=rc_verbs,ud_verbs,self UCX_NET_DEVICES=${UCX_NET_DEVICES:-rxe0:1}
 export UCX_IB_GID_INDEX=${UCX_IB_GID_INDEX:-2} UCX_RNDV_THRESH=8k UCX_WARN_UNUSED_ENV_VARS=n
 ucx=(--mca pml ucx --mca pml_ucx_devices any)
