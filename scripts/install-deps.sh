@@ -18,6 +18,8 @@ PACKAGES=(
 	# ucx_perftest: real programs under the preload (bench/preload_bench.sh)
 	# and the runtime figures in doc/performance.md
 	ucx-utils
+	# Open MPI 4.1 (pml ucx, the ofi mtl) over the shims: test/mpi.sh
+	openmpi-bin libopenmpi-dev
 	# kernel module and the VM harness
 	linux-headers-amd64 qemu-system-x86 busybox-static kmod cpio
 	iproute2 libnuma-dev numactl perftest
