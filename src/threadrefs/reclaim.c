@@ -24,8 +24,9 @@ int mrc_trefs_skip_fence;
  * every other running thread of the process has executed a full memory
  * barrier (threads not running passed one when they were switched out):
  * a hit whose slot store the scan does not see loads the state word after
- * that barrier, and so sees DEAD. MRCACHE_TEST_SKIP_MEMBARRIER removes it,
- * for the test that shows it is needed (test/threadrefs_test).
+ * that barrier, and so sees DEAD. mrc_trefs_skip_fence removes it, for the
+ * test that shows it is needed (test/threadrefs_litmus_test, built from
+ * the library's sources: no switch of the library itself turns it off).
  */
 void mrc_trefs_fence(void)
 {

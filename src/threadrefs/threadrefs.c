@@ -66,7 +66,6 @@ static void records_init(void)
 		return;
 	if (pthread_atfork(before_fork, after_fork_parent, after_fork_child))
 		return;
-	mrc_trefs_skip_fence = getenv("MRCACHE_TEST_SKIP_MEMBARRIER") != NULL;
 	available = 1;
 }
 
