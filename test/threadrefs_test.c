@@ -290,6 +290,171 @@ START_TEST(slots_never_hold_a_deregistered_region)
 }
 END_TEST
 
+/*
+ * Handovers: a region got through the owner's slot and put by another
+ * thread (doc/design.md, "Puts from another thread"). The owner stays
+ * alive and makes no further call unless told: whatever has to happen
+ * must happen without it. The owner's steps are run by the owner thread
+ * between barriers; main makes the other thread's moves.
+ */
+struct owner {
+	char *addr;
+	struct mrc_region *r;		/* handed to main */
+	void *handle;
+	int second_ref;			/* also hold a counted reference */
+	int get_again;			/* get again after main's put */
+	pthread_barrier_t step;
+};
+
+static void owner_get(struct owner *o, struct mrc_region **r)
+{
+	CHECK_OK(mrc_get(cache, o->addr, page, 1, r));
+	if (mrc_region_handle(*r) != o->handle)
+		atomic_fetch_add(&violations, 1);
+}
+
+static void *owner(void *arg)
+{
+	struct owner *o = arg;
+	struct mrc_region *again = NULL;
+
+	/* Bind and register, then the slot hit that is handed over. */
+	CHECK_OK(mrc_get(cache, o->addr, page, 1, &o->r));
+	o->handle = mrc_region_handle(o->r);
+	CHECK_OK(mrc_put(cache, o->r));
+	owner_get(o, &o->r);
+	if (o->second_ref)	/* the slot is taken: a counted reference */
+		owner_get(o, &again);
+	pthread_barrier_wait(&o->step);	/* 1: handed over */
+	pthread_barrier_wait(&o->step);	/* 2: main may have put it */
+	if (o->get_again)
+		owner_get(o, &again);
+	pthread_barrier_wait(&o->step);	/* 3: main invalidates, looks */
+	pthread_barrier_wait(&o->step);	/* 4 */
+	if (again) {
+		if (!atomic_load(&live[(uintptr_t)o->handle - 1]))
+			atomic_fetch_add(&violations, 1);
+		CHECK_OK(mrc_put(cache, again));
+	}
+	pthread_barrier_wait(&o->step);	/* 5: main looks again */
+	pthread_barrier_wait(&o->step);	/* 6: idle until then */
+	return NULL;	/* exits: puts left for it are made now */
+}
+
+static int registered(const struct owner *o)
+{
+	return atomic_load(&live[(uintptr_t)o->handle - 1]);
+}
+
+static void handover_cache(void)
+{
+	struct mrc_provider prov = {
+		.name = "threadrefs_test", .reg = t_reg, .dereg = t_dereg,
+	};
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_MONITOR | MRC_ATTR_MERGE,
+		.monitor = MRC_MONITOR_MANUAL, .merge = MRC_MERGE_NONE,
+	};
+
+	ck_assert_int_eq(mrc_cache_create(&prov, &attr, &cache), 0);
+}
+
+/*
+ * Run the owner through its steps; main puts the handed region before
+ * (@put_first) or after its invalidation of the page. Says whether the
+ * registration was still there after main's moves and after the owner's.
+ */
+static void handover(struct owner *o, int put_first, int *after_main,
+		     int *after_owner)
+{
+	pthread_t t;
+
+	o->addr = arena;
+	pthread_barrier_init(&o->step, NULL, 2);
+	handover_cache();
+	ck_assert_int_eq(pthread_create(&t, NULL, owner, o), 0);
+	pthread_barrier_wait(&o->step);		/* 1 */
+	if (put_first)
+		ck_assert_int_eq(mrc_put(cache, o->r), 0);
+	pthread_barrier_wait(&o->step);		/* 2 */
+	pthread_barrier_wait(&o->step);		/* 3 */
+	ck_assert_int_eq(mrc_invalidate(cache, o->addr, page), 0);
+	if (!put_first)
+		ck_assert_int_eq(mrc_put(cache, o->r), 0);
+	*after_main = registered(o);
+	pthread_barrier_wait(&o->step);		/* 4 */
+	pthread_barrier_wait(&o->step);		/* 5 */
+	*after_owner = registered(o);
+	pthread_barrier_wait(&o->step);		/* 6 */
+	pthread_join(t, NULL);
+	pthread_barrier_destroy(&o->step);
+	ck_assert_int_eq(mrc_cache_destroy(cache), 0);
+	ck_assert(!registered(o));
+	ck_assert_uint_eq(atomic_load(&call_errors), 0);
+	ck_assert_uint_eq(atomic_load(&violations), 0);
+	ck_assert_uint_eq(atomic_load(&double_deregs), 0);
+}
+
+/*
+ * Dead and parked for the owner's slot, then put by main while the owner
+ * idles: the put must get it deregistered, or it stays pinned until the
+ * owner calls the cache again or exits.
+ */
+START_TEST(put_from_another_thread_releases_a_parked_region)
+{
+	struct owner o = { 0 };
+	int after_main, after_owner;
+
+	handover(&o, 0, &after_main, &after_owner);
+	ck_assert_msg(!after_main,
+		      "a dead region put by another thread stayed registered while its getter idled");
+}
+END_TEST
+
+/* Put by main first: the slot no longer pins it when it dies. */
+START_TEST(put_from_another_thread_then_death_deregisters)
+{
+	struct owner o = { 0 };
+	int after_main, after_owner;
+
+	handover(&o, 1, &after_main, &after_owner);
+	ck_assert_msg(!after_main,
+		      "a region put by another thread stayed registered after it died");
+}
+END_TEST
+
+/*
+ * The owner holds a second reference (counted) and hands one over: main's
+ * put and the invalidation must leave the registration to the owner's
+ * last put.
+ */
+START_TEST(owner_keeps_its_second_reference)
+{
+	struct owner o = { .second_ref = 1 };
+	int after_main, after_owner;
+
+	handover(&o, 1, &after_main, &after_owner);
+	ck_assert_msg(after_main, "deregistered while the owner still held a reference");
+	ck_assert(!after_owner);
+}
+END_TEST
+
+/*
+ * The owner gets the region again after main's put was left in its record
+ * (the put is made first, then a new reference taken): the invalidation
+ * must wait for the owner's put of that one.
+ */
+START_TEST(owner_gets_again_after_the_handover)
+{
+	struct owner o = { .get_again = 1 };
+	int after_main, after_owner;
+
+	handover(&o, 1, &after_main, &after_owner);
+	ck_assert_msg(after_main, "deregistered while the owner held its new reference");
+	ck_assert(!after_owner);
+}
+END_TEST
+
 int main(void)
 {
 	SRunner *sr;
@@ -312,6 +477,12 @@ int main(void)
 	tc = tcase_create("threadrefs");
 	tcase_set_timeout(tc, 60 + run_seconds() * 2);
 	tcase_add_test(tc, slots_never_hold_a_deregistered_region);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("handover");
+	tcase_add_test(tc, put_from_another_thread_releases_a_parked_region);
+	tcase_add_test(tc, put_from_another_thread_then_death_deregisters);
+	tcase_add_test(tc, owner_keeps_its_second_reference);
+	tcase_add_test(tc, owner_gets_again_after_the_handover);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);

@@ -213,7 +213,12 @@ static int post_request(struct mrc_cache *cache, struct mrc_tref *t,
 		}
 	}
 	tref_unlock(t);
-	if (orphan && (mrc_load_relaxed(&r->state) & MRC_DEAD))
+	/*
+	 * Either way the slot no longer holds @r for the scan: a dead region
+	 * parked for it is ours to get deregistered, as a put through the
+	 * slot would (the owner may make no call for a long time).
+	 */
+	if (posted && (mrc_load_relaxed(&r->state) & MRC_DEAD))
 		mrc_cache_nudge(cache);
 	return posted;
 }
