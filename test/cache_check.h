@@ -41,15 +41,28 @@ static inline struct mrc_stats cache_stats_ok(struct mrc_cache *cache)
 }
 
 /* Run @s and turn the result into an exit status. */
-static inline int check_run_suite(Suite *s)
+static inline int check_run_suite_as(Suite *s, enum fork_status fork)
 {
 	SRunner *sr = srunner_create(s);
 	int failed;
 
+	if (fork != CK_FORK_GETENV)
+		srunner_set_fork_status(sr, fork);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? 1 : 0;
+}
+
+static inline int check_run_suite(Suite *s)
+{
+	return check_run_suite_as(s, CK_FORK_GETENV);
+}
+
+/* For tests whose cases share threads or state across the process. */
+static inline int check_run_suite_nofork(Suite *s)
+{
+	return check_run_suite_as(s, CK_NOFORK);
 }
 
 /*

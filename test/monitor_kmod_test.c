@@ -674,16 +674,18 @@ static void setup_thread_refs(void)
 
 static TCase *thread_refs_cases(void)
 {
+	const TTest *const tests[] = {
+		munmap_drops_region, referenced_region_dies_at_last_put,
+		many_regions_then_unmap_all, hit_proves_itself_while_lock_is_held,
+		destroy_while_progress_thread_drains,
+		concurrent_remaps_never_serve_stale_pages,
+	};
 	TCase *tc = tcase_create("thread_refs");
 
 	tcase_add_checked_fixture(tc, setup_thread_refs, teardown);
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, munmap_drops_region);
-	tcase_add_test(tc, referenced_region_dies_at_last_put);
-	tcase_add_test(tc, many_regions_then_unmap_all);
-	tcase_add_test(tc, hit_proves_itself_while_lock_is_held);
-	tcase_add_test(tc, destroy_while_progress_thread_drains);
-	tcase_add_test(tc, concurrent_remaps_never_serve_stale_pages);
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		tcase_add_test(tc, tests[i]);
 	return tc;
 }
 

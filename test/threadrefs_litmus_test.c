@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "cache_check.h"
 #include "mrcache.h"
 
 /*
@@ -481,9 +482,7 @@ static void add_case(Suite *s, const char *name, const TTest *test)
 
 int main(void)
 {
-	SRunner *sr;
 	Suite *s;
-	int failed;
 
 	setenv("MRCACHE_THREAD_REFS", "1", 1);
 	page = (size_t)sysconf(_SC_PAGESIZE);
@@ -501,10 +500,5 @@ int main(void)
 	if (!SANITIZED)
 		add_case(s, "unfenced", without_the_fence_a_scan_misses_a_slot);
 	add_case(s, "fenced", with_the_fence_no_scan_misses_a_slot);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run_suite_nofork(s);
 }

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache_check.h"
 #include "mrcache.h"
 
 #define PAGES		4
@@ -396,71 +397,41 @@ static void handover(struct owner *o, int put_first, int *after_main,
 }
 
 /*
- * Dead and parked for the owner's slot, then put by main while the owner
- * idles: the put must get it deregistered, or it stays pinned until the
- * owner calls the cache again or exits.
+ * The handovers, one per path: each says whether the owner still holds a
+ * reference after main's put and the invalidation (then the registration
+ * must stay until the owner's own put) or not (then it must be gone with
+ * the owner making no call: otherwise it stays pinned until the owner
+ * calls the cache again or exits).
  */
-START_TEST(put_from_another_thread_releases_a_parked_region)
+static const struct handover_case {
+	const char *what;
+	int put_first, second_ref, get_again;
+	int owner_holds;
+} handovers[] = {
+	{ "dead and parked for the owner's slot, then put by main", 0, 0, 0, 0 },
+	{ "put by main, then dead", 1, 0, 0, 0 },
+	{ "the owner keeps a second (counted) reference", 1, 1, 0, 1 },
+	{ "the owner gets it again after main's put", 1, 0, 1, 1 },
+};
+
+START_TEST(handover_keeps_exactly_the_owners_references)
 {
-	struct owner o = { 0 };
+	const struct handover_case *c = &handovers[_i];
+	struct owner o = { .second_ref = c->second_ref, .get_again = c->get_again };
 	int after_main, after_owner;
 
-	handover(&o, 0, &after_main, &after_owner);
-	ck_assert_msg(!after_main,
-		      "a dead region put by another thread stayed registered while its getter idled");
-}
-END_TEST
-
-/* Put by main first: the slot no longer pins it when it dies. */
-START_TEST(put_from_another_thread_then_death_deregisters)
-{
-	struct owner o = { 0 };
-	int after_main, after_owner;
-
-	handover(&o, 1, &after_main, &after_owner);
-	ck_assert_msg(!after_main,
-		      "a region put by another thread stayed registered after it died");
-}
-END_TEST
-
-/*
- * The owner holds a second reference (counted) and hands one over: main's
- * put and the invalidation must leave the registration to the owner's
- * last put.
- */
-START_TEST(owner_keeps_its_second_reference)
-{
-	struct owner o = { .second_ref = 1 };
-	int after_main, after_owner;
-
-	handover(&o, 1, &after_main, &after_owner);
-	ck_assert_msg(after_main, "deregistered while the owner still held a reference");
-	ck_assert(!after_owner);
-}
-END_TEST
-
-/*
- * The owner gets the region again after main's put was left in its record
- * (the put is made first, then a new reference taken): the invalidation
- * must wait for the owner's put of that one.
- */
-START_TEST(owner_gets_again_after_the_handover)
-{
-	struct owner o = { .get_again = 1 };
-	int after_main, after_owner;
-
-	handover(&o, 1, &after_main, &after_owner);
-	ck_assert_msg(after_main, "deregistered while the owner held its new reference");
-	ck_assert(!after_owner);
+	handover(&o, c->put_first, &after_main, &after_owner);
+	ck_assert_msg(after_main == c->owner_holds, "%s: %s after main's moves",
+		      c->what, after_main ? "still registered" : "deregistered");
+	ck_assert_msg(!after_owner, "%s: still registered after the owner's put",
+		      c->what);
 }
 END_TEST
 
 int main(void)
 {
-	SRunner *sr;
 	Suite *s;
 	TCase *tc;
-	int failed;
 
 	/* The protocol under test. */
 	setenv("MRCACHE_THREAD_REFS", "1", 1);
@@ -479,15 +450,8 @@ int main(void)
 	tcase_add_test(tc, slots_never_hold_a_deregistered_region);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("handover");
-	tcase_add_test(tc, put_from_another_thread_releases_a_parked_region);
-	tcase_add_test(tc, put_from_another_thread_then_death_deregisters);
-	tcase_add_test(tc, owner_keeps_its_second_reference);
-	tcase_add_test(tc, owner_gets_again_after_the_handover);
+	tcase_add_loop_test(tc, handover_keeps_exactly_the_owners_references, 0,
+			    sizeof(handovers) / sizeof(handovers[0]));
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return check_run_suite_nofork(s);
 }
