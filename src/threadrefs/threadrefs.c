@@ -45,6 +45,24 @@ static void tref_unlock(struct mrc_tref *t)
 	__atomic_store_n(&t->lock, 0, __ATOMIC_RELEASE);
 }
 
+/*
+ * A record's state moves OWNED -> ORPHAN under the record's lock (its
+ * thread exiting), and to or from FREE under the records lock as well;
+ * claim_free() reads it holding only the records lock (it looks for FREE,
+ * which cannot change under it), post_request() holding only the
+ * record's: relaxed atomics, so neither read races the other lock's
+ * writer.
+ */
+static uint32_t tref_state(const struct mrc_tref *t)
+{
+	return mrc_load_relaxed(&t->state);
+}
+
+static void tref_set_state(struct mrc_tref *t, enum mrc_tref_state state)
+{
+	mrc_store_relaxed(&t->state, state);
+}
+
 static void thread_exit(void *arg);
 static int any_held(const struct mrc_tref *t);
 static void before_fork(void);
@@ -82,8 +100,8 @@ static struct mrc_tref *claim_free(void)
 {
 	reuse_emptied_orphans();
 	for (struct mrc_tref *t = mrc_trefs_records; t; t = t->next)
-		if (t->state == MRC_TREF_FREE) {
-			t->state = MRC_TREF_OWNED;
+		if (tref_state(t) == MRC_TREF_FREE) {
+			tref_set_state(t, MRC_TREF_OWNED);
 			return t;
 		}
 	return NULL;
@@ -201,7 +219,7 @@ static int post_request(struct mrc_cache *cache, struct mrc_tref *t,
 	tref_lock(t);
 	if (mrc_load_acquire(&t->slot[k]) == (uintptr_t)r && t->request[k] != r) {
 		posted = 1;
-		orphan = t->state == MRC_TREF_ORPHAN;
+		orphan = tref_state(t) == MRC_TREF_ORPHAN;
 		if (orphan) {
 			/* Its thread is gone (or going, and holds this lock to
 			 * touch its slots): release the slot ourselves. */
@@ -281,7 +299,7 @@ static void thread_exit(void *arg)
 	struct mrc_tref *t = arg;
 
 	tref_lock(t);
-	t->state = MRC_TREF_ORPHAN;
+	tref_set_state(t, MRC_TREF_ORPHAN);
 	tref_unlock(t);
 	mrc_trefs_serve_requests(t);
 	flush_hits(t);
@@ -294,7 +312,7 @@ static void thread_exit(void *arg)
 	pthread_mutex_lock(&records_lock);
 	tref_lock(t);
 	if (!any_held(t))
-		t->state = MRC_TREF_FREE;
+		tref_set_state(t, MRC_TREF_FREE);
 	tref_unlock(t);
 	pthread_mutex_unlock(&records_lock);
 }
@@ -304,8 +322,8 @@ static void reuse_emptied_orphans(void)
 {
 	for (struct mrc_tref *t = mrc_trefs_records; t; t = t->next) {
 		tref_lock(t);
-		if (t->state == MRC_TREF_ORPHAN && !any_held(t))
-			t->state = MRC_TREF_FREE;
+		if (tref_state(t) == MRC_TREF_ORPHAN && !any_held(t))
+			tref_set_state(t, MRC_TREF_FREE);
 		tref_unlock(t);
 	}
 }
