@@ -165,6 +165,15 @@ static double elapsed(const struct timespec *since)
 	       (double)(now.tv_nsec - since->tv_nsec) * 1e-9;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
 /*
  * Spin for the other side. Yielding at once would hand the CPU to whatever
  * else wants it for a whole time slice; only a long wait (the other side
@@ -173,7 +182,7 @@ static double elapsed(const struct timespec *since)
 static int wait_for(struct litmus *l, atomic_ulong *w, unsigned long v)
 {
 	for (unsigned long i = 1; atomic_load_explicit(w, memory_order_acquire) != v; i++) {
-		__builtin_ia32_pause();
+		cpu_relax();
 		if (i % (1ul << 16))
 			continue;
 		if (atomic_load_explicit(&l->stop, memory_order_relaxed))
@@ -202,7 +211,10 @@ static void pin(int cpu)
 
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
-	CALL_OK(sched_setaffinity(0, sizeof(set), &set));
+	if (sched_setaffinity(0, sizeof(set), &set)) {
+		atomic_fetch_add(&call_errors, 1);
+		fprintf(stderr, "cannot pin to CPU %d: %s\n", cpu, strerror(errno));
+	}
 	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), -20) &&
 	    !atomic_exchange(&told, 1))
 		fprintf(stderr, "threadrefs litmus: cannot raise priority (%s): on a busy machine the rounds will be slow\n",
@@ -252,8 +264,8 @@ static enum outcome reader_round(struct litmus *l, void *before)
 	stores_in_flight(l);
 	CALL_OK(mrc_get(cache, page_addr, page, 1, &r));
 	got = mrc_region_handle(r);
-	if (!wait_for(l, &l->killed, atomic_load(&l->go)))
-		return READER_FIRST;	/* stopping: not counted */
+	/* The killer finishes every round it starts. */
+	wait_for(l, &l->killed, atomic_load(&l->go));
 	if (!is_live(got))
 		o = FORBIDDEN;
 	else
@@ -300,10 +312,10 @@ static void steer(struct litmus *l, struct steering *st)
 
 static int litmus_over(struct litmus *l)
 {
-	if (l->count[FORBIDDEN] && !l->count_all)
-		return 1;
 	double t = elapsed(&l->started);
 
+	if (l->count[FORBIDDEN] && !l->count_all)
+		return 1;
 	/* Past the cap the case fails for too few rounds, it does not hang. */
 	return (l->rounds >= l->min_rounds && t >= l->seconds) || t >= l->cap;
 }
