@@ -2,6 +2,7 @@
 /* The memory changes of the runtime tests (see mem_changes.h). */
 #include <errno.h>
 #include <numaif.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,47 +41,101 @@ static int raw_munmap_remap(char *p, size_t len, int fill)
 	return mem_map(p, len, fill) ? 0 : -1;
 }
 
-/* A page that cannot move (pinned) stays: its status names its old node. */
-static void report_moved(int n, const int *status, const int *nodes)
+static void **page_list(char *p, size_t len, int *n)
 {
-	int moved = 0, stayed = 0, failed = 0;
+	long page = sysconf(_SC_PAGESIZE);
+	void **pages;
 
-	for (int i = 0; i < n; i++) {
-		if (status[i] == nodes[i])
-			moved++;
-		else if (status[i] >= 0)
-			stayed++;
-		else
-			failed++;
+	*n = len / page;
+	pages = calloc(*n, sizeof(void *));
+	if (!pages)
+		exit(1);
+	for (int i = 0; i < *n; i++)
+		pages[i] = p + i * page;
+	return pages;
+}
+
+int mem_node(char *p)
+{
+	void *page = (void *)((uintptr_t)p & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1));
+	int status = -1;
+
+	if (syscall(SYS_move_pages, 0, 1, &page, NULL, &status, 0) < 0 ||
+	    status < 0) {
+		fprintf(stderr, "move_pages cannot tell the node of %p: %s\n", page,
+			strerror(status < 0 ? -status : errno));
+		exit(1);
 	}
-	printf("     move_pages to node %d: %d of %d pages moved, %d stayed, %d failed\n",
-	       nodes[0], moved, n, stayed, failed);
+	return status;
+}
+
+/* How many of the @n pages are on @node (asked after the move: the status a
+ * failed move leaves behind is not the page's node). */
+static int count_on(void **pages, int n, int node)
+{
+	int *status = calloc(n, sizeof(int)), on = 0;
+
+	if (!status ||
+	    syscall(SYS_move_pages, 0, n, pages, NULL, status, 0) < 0) {
+		perror("move_pages");
+		exit(1);
+	}
+	for (int i = 0; i < n; i++)
+		on += status[i] == node;
+	free(status);
+	return on;
+}
+
+int mem_move(char *p, size_t len, int node)
+{
+	int n, *nodes, *status, on;
+	void **pages = page_list(p, len, &n);
+	long left;
+
+	nodes = calloc(n, sizeof(int));
+	status = calloc(n, sizeof(int));
+	if (!nodes || !status)
+		exit(1);
+	for (int i = 0; i < n; i++)
+		nodes[i] = node;
+	/* Positive: that many pages did not move (pinned ones cannot). */
+	left = syscall(SYS_move_pages, 0, n, pages, nodes, status, MPOL_MF_MOVE);
+	if (left < 0) {
+		perror("move_pages (the VM needs --numa)");
+		exit(1);
+	}
+	on = count_on(pages, n, node);
+	printf("     move_pages to node %d: %d of %d pages there after, %ld not moved\n",
+	       node, on, n, left);
+	free(nodes);
+	free(status);
+	free(pages);
+	return on;
+}
+
+long mem_pinned_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if (kib < 0) {
+		fprintf(stderr, "no VmPin in /proc/self/status\n");
+		exit(1);
+	}
+	return kib;
 }
 
 /* Every page to the other NUMA node (the VM's --numa), then new bytes. */
 static int move_pages_refill(char *p, size_t len, int fill)
 {
-	long page = sysconf(_SC_PAGESIZE);
-	int n = len / page, *status = calloc(n, sizeof(int)),
-	    *nodes = calloc(n, sizeof(int));
-	void **pages = calloc(n, sizeof(void *));
-
-	if (!status || !nodes || !pages)
-		exit(1);
-	for (int i = 0; i < n; i++)
-		pages[i] = p + i * page;
-	syscall(SYS_move_pages, 0, n, pages, NULL, status, 0);
-	for (int i = 0; i < n; i++)
-		nodes[i] = status[i] == 0 ? 1 : 0;
-	if (syscall(SYS_move_pages, 0, n, pages, nodes, status, MPOL_MF_MOVE) < 0) {
-		perror("move_pages (the VM needs --numa)");
-		exit(1);
-	}
-	report_moved(n, status, nodes);
+	mem_move(p, len, !mem_node(p));
 	memset(p, fill, len);
-	free(status);
-	free(nodes);
-	free(pages);
 	return 0;
 }
 

@@ -34,6 +34,15 @@ extern const size_t n_mem_changes;
  * NULL when @where is taken.
  */
 char *mem_map(void *where, size_t len, int fill);
+/* The NUMA node of the page holding @p. */
+int mem_node(char *p);
+/*
+ * move_pages of every page of [p, p + len) to @node (the VM's --numa);
+ * return how many are on @node afterwards. A pinned page does not move.
+ */
+int mem_move(char *p, size_t len, int node);
+/* This process's pinned memory (VmPin: what registrations hold), in KiB. */
+long mem_pinned_kib(void);
 /* Should a run with this monitor ("kmod", "hooks"; NULL: the runtime's own) see @c? */
 int mem_change_seen(const struct mem_change *c, const char *monitor);
 
