@@ -46,7 +46,26 @@ struct mrc_ranges {
 	int stopping;
 	int thread_running;
 	pthread_t thread;
+	/* Test only (mrcache-runtimes(7)): hold the drain thread off. */
+	unsigned wake_delay_ms;		/* after it wakes, before it drains */
+	unsigned report_delay_ms;	/* between taking a change and reporting it */
 };
+
+/* Set on the drain thread: the test delays hold only it off. */
+static __thread int on_drain_thread;
+
+static void test_delay(unsigned ms)
+{
+	if (ms && on_drain_thread)
+		usleep(ms * 1000u);
+}
+
+static unsigned test_setting(const char *name)
+{
+	const char *text = getenv(name);
+
+	return text ? (unsigned)strtoul(text, NULL, 10) : 0;
+}
 
 static int compare(const void *a, const void *b)
 {
@@ -229,6 +248,7 @@ static void fired(void *arg, uint64_t cookie, void *addr, size_t len)
 		drop(r, e);
 	}
 	pthread_mutex_unlock(&r->lock);
+	test_delay(r->report_delay_ms);
 	if (e)
 		r->fn(r->arg, (void *)a, l);
 }
@@ -311,9 +331,11 @@ static void *drain_main(void *arg)
 	};
 	uint64_t count;
 
+	on_drain_thread = 1;
 	for (;;) {
 		if (poll(fds, 2, -1) < 0 && errno != EINTR)
 			break;
+		test_delay(r->wake_delay_ms);
 		if (fds[1].revents & POLLIN) {
 			if (read(r->wake_fd, &count, sizeof(count)) < 0)
 				break;
@@ -356,6 +378,8 @@ int mrc_ranges_open(struct mrc_ranges **out, mrc_ranges_fn fn, void *arg,
 	r->fn = fn;
 	r->arg = arg;
 	r->wake_fd = -1;
+	r->wake_delay_ms = test_setting("MRCACHE_SHIM_TEST_WAKE_DELAY_MS");
+	r->report_delay_ms = test_setting("MRCACHE_SHIM_TEST_REPORT_DELAY_MS");
 	mrc_index_init(&r->index);
 	pthread_mutex_init(&r->lock, NULL);
 	ret = mrc_watcher_open(NULL, &r->watcher);
