@@ -99,6 +99,35 @@ START_TEST(rewatch_replaces_a_changed_watch)
 }
 END_TEST
 
+/*
+ * While a change is being reported, a check of its range says -ESTALE, not
+ * 0: the UCX shim takes 0 for a region UCX has just made and watches it,
+ * so a 0 there would let UCX use the stale registration it still holds,
+ * the report not being there yet.
+ */
+static int state_in_report;
+
+static void check_in_report(void *arg, void *addr, size_t len)
+{
+	state_in_report = mrc_ranges_check(r, addr, len);
+	changed(arg, addr, len);
+}
+
+START_TEST(stale_until_reported)
+{
+	char *p = map_pages(1);
+
+	open_ranges_with(check_in_report, 0);
+	ck_assert_int_eq(mrc_ranges_watch(r, p, page), 0);
+	ck_assert_int_eq(munmap(p, page), 0);
+	ck_assert_int_eq(mrc_ranges_drain(r), 1);
+	ck_assert_int_eq(seen, 1);
+	ck_assert_int_eq(state_in_report, -ESTALE);
+	ck_assert_int_eq(mrc_ranges_check(r, p, page), 0);	/* dropped after */
+	mrc_ranges_close(r);
+}
+END_TEST
+
 START_TEST(unwatch_counts_and_forget)
 {
 	char *p = map_pages(1);
@@ -344,6 +373,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, change_reported_once_as_named);
 	tcase_add_test(tc, rewatch_replaces_a_changed_watch);
+	tcase_add_test(tc, stale_until_reported);
 	tcase_add_test(tc, unwatch_counts_and_forget);
 	tcase_add_test(tc, drain_thread_reports);
 	tcase_add_test(tc, index_finds_each_key_through_growth_and_removal);

@@ -226,31 +226,50 @@ void mrc_ranges_forget(struct mrc_ranges *r, const void *addr, size_t len)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* Lock held: the range whose watch has cookie @serial, or NULL. */
+static struct range *find_serial(struct mrc_ranges *r, uint64_t serial)
+{
+	struct range key = { .serial = serial }, **hit;
+
+	hit = tfind(&key, &r->by_serial, compare_serial);
+	return hit ? *hit : NULL;
+}
+
 /*
  * A report of a watch that was replaced meanwhile (same range, watched
  * again after its memory changed) is about memory nobody caches: skip it.
+ *
+ * The watch is dropped only after the report: until then a check of the
+ * range says -ESTALE (its watch fired), never 0. A 0 ("not watched") would
+ * make the UCX shim watch afresh the stale region UCX still holds, the
+ * report not there yet, and let the send use it.
  */
 static void fired(void *arg, uint64_t cookie, void *addr, size_t len)
 {
 	struct mrc_ranges *r = arg;
-	struct range key = { .serial = cookie }, **hit, *e = NULL;
+	struct range *e;
 	uintptr_t a = 0;
 	size_t l = 0;
 
 	(void)addr;
 	(void)len;
 	pthread_mutex_lock(&r->lock);
-	hit = tfind(&key, &r->by_serial, compare_serial);
-	if (hit) {
-		e = *hit;
+	e = find_serial(r, cookie);
+	if (e) {
 		a = e->addr;
 		l = e->len;
-		drop(r, e);
 	}
 	pthread_mutex_unlock(&r->lock);
+	if (!e)
+		return;
 	test_delay(r->report_delay_ms);
+	r->fn(r->arg, (void *)a, l);
+	pthread_mutex_lock(&r->lock);
+	/* Gone if forgotten, unwatched or watched again meanwhile. */
+	e = find_serial(r, cookie);
 	if (e)
-		r->fn(r->arg, (void *)a, l);
+		drop(r, e);
+	pthread_mutex_unlock(&r->lock);
 }
 
 static void trim(struct mrc_ranges *r);
