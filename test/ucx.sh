@@ -12,6 +12,13 @@
 #   shim, hooks  MRCACHE_MONITOR=hooks: new bytes but after move_pages;
 #   shim, add    MRCACHE_UCX_MODE=add: UCX keeps its hooks, the module adds
 #                what they miss.
+# Each of these also tries to migrate a registered buffer: the pages move
+# on a second try with the module (UCX was told and let go), never without.
+# Then the race the synchronous delivery in ucs_rcache_get closes (munmap,
+# mmap at the same address, send), with the shim's drain thread held off
+# by the test-only delays of mrcache-runtimes(7): the new bytes with the
+# shim as it is, the old ones with MRCACHE_UCX_TEST_NO_SYNC=all, and which
+# half (the drain before UCX's lookup, the check after it) catches what.
 # Re-runs itself in the guest (test/in-vm.sh), natively when this machine
 # has an RDMA device and the module.
 set -u
@@ -30,4 +37,18 @@ run "UCX's own hooks" "$app" native
 run "shim, kmod" env LD_PRELOAD="$lib" MRCACHE_UCX_VERBOSE=1 "$app" shim kmod
 run "shim, hooks" env LD_PRELOAD="$lib" MRCACHE_MONITOR=hooks "$app" shim hooks
 run "shim, add" env LD_PRELOAD="$lib" MRCACHE_UCX_MODE=add MRCACHE_UCX_VERBOSE=1 "$app" shim kmod
+
+# NAME HOLD(wake|report) WANT(fresh|stale) [NO_SYNC]: ucx_test race.
+race() {
+	local delay=MRCACHE_SHIM_TEST_WAKE_DELAY_MS=500
+	[[ $2 == report ]] && delay=MRCACHE_SHIM_TEST_REPORT_DELAY_MS=700
+	run "race, $1" env LD_PRELOAD="$lib" "$delay" \
+		${4:+MRCACHE_UCX_TEST_NO_SYNC=$4} "$app" race "$2" "$3"
+}
+race "thread late, the shim as it is" wake fresh
+race "thread late, no synchronous delivery" wake stale all
+race "thread late, the check alone" wake fresh drain
+race "thread late, the drain alone" wake fresh check
+race "thread mid-report, the shim as it is" report fresh
+race "thread mid-report, the drain alone" report stale check
 exit $status

@@ -9,6 +9,10 @@
  *   ucx_test native           UCX's own hooks: the change they miss (a raw
  *                             munmap system call) makes the receiver get
  *                             the old bytes: what the shim fixes
+ *   ucx_test race wake|report fresh|stale
+ *                             the shim (kmod) with its drain thread held
+ *                             off: munmap, mmap and a send beat the thread
+ *                             (run_race)
  *
  * Each case (mem_changes.h) sends the buffer, changes the memory under it
  * (new bytes at the same address), and sends again. After move_pages every
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <ucp/api/ucp.h>
@@ -168,27 +173,106 @@ static int run_migration(char *out)
 	       moved == want;
 }
 
-int main(int argc, char **argv)
+/*
+ * The race the shim's synchronous delivery in ucs_rcache_get closes:
+ * munmap (the system call: UCX's own hooks, which its other events may
+ * have installed even in replace mode, must not tell it), mmap at the
+ * same address and a send, on one thread, while the
+ * drain thread is held off (test only, mrcache-runtimes(7)):
+ *   wake    MRCACHE_SHIM_TEST_WAKE_DELAY_MS: it has not looked at the
+ *           change yet when the send looks UCX's cache up;
+ *   report  MRCACHE_SHIM_TEST_REPORT_DELAY_MS: it has taken the change and
+ *           not reported it yet (the send waits 200 ms so that it has).
+ * One trial: 1 when the second send carried the old bytes, 0 when the new,
+ * -1 when another thread took the address, -2 when the first send failed.
+ */
+static int race_trial(char *out, int report, unsigned settle_ms)
+{
+	char *p = mem_map(NULL, LEN, 'A'), first, second;
+
+	first = transfer(p, out);
+	syscall(SYS_munmap, p, LEN);
+	if (!mem_map(p, LEN, 'B'))
+		return -1;
+	if (report)
+		usleep(200 * 1000);
+	second = transfer(p, out);
+	munmap(p, LEN);
+	/*
+	 * The thread reports (a stale send leaves two changes, one after the
+	 * other), then waits again: the next trial starts clean.
+	 */
+	usleep(settle_ms * 1000);
+	printf("     trial: first send '%c', after munmap+mmap '%c'\n", first,
+	       second);
+	if (first != 'A' || (second != 'A' && second != 'B'))
+		return -2;
+	return second == 'A';
+}
+
+/* ucx_test race wake|report fresh|stale: see race_trial(). */
+static int run_race(char *out, const char *hold, const char *want)
+{
+	int report = !strcmp(hold, "report"), stale = 0, trials, ret;
+	const char *delay = getenv(report ? "MRCACHE_SHIM_TEST_REPORT_DELAY_MS" :
+				   "MRCACHE_SHIM_TEST_WAKE_DELAY_MS");
+	const char *n = getenv("MRCACHE_UCX_RACE_TRIALS");
+
+	trials = n ? atoi(n) : 3;
+	if (!delay || (!report && strcmp(hold, "wake")) ||
+	    (strcmp(want, "fresh") && strcmp(want, "stale"))) {
+		fprintf(stderr, "ucx_test race: wake|report fresh|stale, with MRCACHE_SHIM_TEST_WAKE_DELAY_MS or _REPORT_DELAY_MS set\n");
+		exit(2);
+	}
+	for (int t = 0; t < trials; t++) {
+		int tries = 0;
+
+		while ((ret = race_trial(out, report, 2 * atoi(delay) + 500)) == -1 &&
+		       ++tries < 5)
+			;
+		if (ret < 0)
+			return 0;
+		stale += ret;
+	}
+	ret = !strcmp(want, "stale") ? stale > 0 : stale == 0;
+	printf("%s race, drain thread held off at %s: %d of %d sends stale (expected %s)\n",
+	       ret ? "ok  " : "FAIL", hold, stale, trials,
+	       !strcmp(want, "stale") ? "some" : "none");
+	return ret;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: ucx_test shim [kmod|hooks] | native | race wake|report fresh|stale\n");
+	exit(2);
+}
+
+/* The mode asked for runs with the right monitor (race: the shim's kmod). */
+static void check_monitor(int argc, char **argv)
 {
 	const char *(*monitor)(void) = (const char *(*)(void))
 		dlsym(RTLD_DEFAULT, "mrc_ucx_monitor");
-	int shim = argc > 1 && !strcmp(argv[1], "shim"), ok = 1;
-	char *out;
+	int shim = !strcmp(argv[1], "shim"), race = !strcmp(argv[1], "race");
+	const char *want = race ? "kmod" : shim && argc > 2 ? argv[2] : NULL;
 
-	if (argc < 2 || (!shim && strcmp(argv[1], "native"))) {
-		fprintf(stderr, "usage: ucx_test shim [kmod|hooks] | native\n");
-		return 2;
-	}
+	if (!shim && !race && strcmp(argv[1], "native"))
+		usage();
+	if (race && argc < 4)
+		usage();
 	shim_monitor = monitor ? monitor() : NULL;
 	printf("ucx_test: mrcache monitor for UCX: %s\n",
 	       shim_monitor ? shim_monitor : "(none)");
-	if (shim != !!shim_monitor ||
-	    (shim && argc > 2 && strcmp(argv[2], shim_monitor))) {
+	if ((shim || race) != !!shim_monitor ||
+	    (want && strcmp(want, shim_monitor))) {
 		fprintf(stderr, "ucx_test: %s: the wrong monitor feeds UCX\n", argv[1]);
-		return 1;
+		exit(1);
 	}
-	setup();
-	out = mem_map(NULL, LEN, 0);
+}
+
+static int run_changes(char *out)
+{
+	int ok = 1;
+
 	for (size_t i = 0; i < n_mem_changes; i++) {
 		int ret, tries = 0;
 
@@ -197,7 +281,23 @@ int main(int argc, char **argv)
 			;
 		ok &= ret == 1;
 	}
-	ok &= run_migration(out);
+	return ok & run_migration(out);
+}
+
+int main(int argc, char **argv)
+{
+	char *out;
+	int ok;
+
+	if (argc < 2)
+		usage();
+	check_monitor(argc, argv);
+	setup();
+	out = mem_map(NULL, LEN, 0);
+	if (!strcmp(argv[1], "race"))
+		ok = run_race(out, argv[2], argv[3]);
+	else
+		ok = run_changes(out);
 	ucp_ep_destroy(ep);
 	ucp_worker_destroy(sender);
 	ucp_worker_destroy(receiver);
