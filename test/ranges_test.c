@@ -6,9 +6,13 @@
  * thread; a range watched again after it changed gets a fresh watch and
  * the old report is skipped; refcounts; forget; lock-free checks racing
  * with watches, unwatches and the drain thread's drops.
+ *
+ * ranges_test kmod (test/ranges_kmod.sh, with the module): the trim path,
+ * when the module's watch slots run out.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -41,11 +45,13 @@ static char *map_pages(size_t n)
 	return p;
 }
 
+static const char *monitor = "hooks";
+
 static void open_ranges_with(mrc_ranges_fn fn, int thread)
 {
-	setenv("MRCACHE_MONITOR", "hooks", 1);
+	setenv("MRCACHE_MONITOR", monitor, 1);
 	ck_assert_int_eq(mrc_ranges_open(&r, fn, NULL, thread), 0);
-	ck_assert_str_eq(mrc_ranges_monitor(r), "hooks");
+	ck_assert_str_eq(mrc_ranges_monitor(r), monitor);
 	seen = 0;
 }
 
@@ -364,13 +370,142 @@ START_TEST(settled_waits_for_the_report)
 }
 END_TEST
 
-int main(void)
+/*
+ * Trimming (kmod: the module's watch slots run out). libfabric never
+ * unwatches host memory, so when the monitor is full the oldest quarter
+ * of the watches is reported as changed (the runtime drops those
+ * registrations) and dropped, which makes room.
+ */
+#define TRIM_MAX_PAGES (1u << 17)	/* the module's slots, at most */
+
+static pthread_mutex_t reported_lock = PTHREAD_MUTEX_INITIALIZER;
+static void **reported;
+static size_t nreported;
+
+static void record(void *arg, void *addr, size_t len)
+{
+	ck_assert_uint_eq(len, page);
+	pthread_mutex_lock(&reported_lock);
+	if (nreported < TRIM_MAX_PAGES)
+		reported[nreported++] = addr;
+	pthread_mutex_unlock(&reported_lock);
+	changed(arg, addr, len);
+}
+
+static int count_reported(void *addr)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < nreported; i++)
+		n += reported[i] == addr;
+	return n;
+}
+
+/* Untouched memory for one watch per page: address space, no RAM. */
+static char *map_unbacked(size_t pages)
+{
+	char *p = mmap(NULL, pages * page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	ck_assert(p != MAP_FAILED);
+	return p;
+}
+
+/* Watch page after page until the module is full; return how many fit. */
+static size_t fill(char *p)
+{
+	size_t n = 0;
+	int ret;
+
+	reported = calloc(TRIM_MAX_PAGES, sizeof(*reported));
+	ck_assert_ptr_nonnull(reported);
+	nreported = 0;
+	while (n < TRIM_MAX_PAGES && !(ret = mrc_ranges_watch(r, p + n * page, page)))
+		n++;
+	ck_assert_int_eq(ret, -ENOSPC);
+	ck_assert_uint_gt(n, 4);
+	return n;
+}
+
+START_TEST(trim_reports_and_drops_the_oldest)
+{
+	char *p = map_unbacked(TRIM_MAX_PAGES + 1);
+	size_t n, k;
+
+	open_ranges_with(record, 0);
+	n = fill(p);
+	ck_assert(mrc_ranges_pending(r));
+	ck_assert_int_eq(mrc_ranges_drain(r), (int)(n / 4 + 1));
+	k = nreported;
+	ck_assert_uint_eq(k, n / 4 + 1);
+	for (size_t i = 0; i < k; i++) {
+		ck_assert_ptr_eq(reported[i], p + i * page);	/* oldest first */
+		ck_assert_int_eq(mrc_ranges_check(r, p + i * page, page), 0);
+	}
+	for (size_t i = k; i < n; i++)
+		ck_assert_int_eq(mrc_ranges_check(r, p + i * page, page), 1);
+	ck_assert(!mrc_ranges_pending(r));
+	/* Room again: what did not fit is watched now. */
+	ck_assert_int_eq(mrc_ranges_watch(r, p + n * page, page), 0);
+	/*
+	 * A trimmed range is not reported again; a kept one once. (Its
+	 * neighbours may be too: in the guest, unmapping one page of the
+	 * mapping invalidated every watched page of it.)
+	 */
+	nreported = 0;
+	ck_assert_int_eq(munmap(p, page), 0);
+	ck_assert_int_eq(munmap(p + k * page, page), 0);
+	ck_assert_int_ge(mrc_ranges_drain(r), 1);
+	ck_assert_int_eq(count_reported(p + k * page), 1);
+	for (size_t i = 0; i < k; i++)
+		ck_assert_int_eq(count_reported(p + i * page), 0);
+	ck_assert_int_eq(mrc_ranges_check(r, p + k * page, page), 0);
+	mrc_ranges_close(r);
+	munmap(p, (TRIM_MAX_PAGES + 1) * page);
+	free(reported);
+}
+END_TEST
+
+START_TEST(drain_thread_trims)
+{
+	char *p = map_unbacked(TRIM_MAX_PAGES + 1);
+	size_t n;
+
+	open_ranges_with(record, 1);
+	n = fill(p);
+	for (int i = 0; i < 5000 && __atomic_load_n(&seen, __ATOMIC_ACQUIRE) <
+	     (int)(n / 4 + 1); i++)
+		usleep(1000);
+	ck_assert_int_eq(__atomic_load_n(&seen, __ATOMIC_ACQUIRE), n / 4 + 1);
+	pthread_mutex_lock(&reported_lock);
+	ck_assert_ptr_eq(reported[0], p);
+	pthread_mutex_unlock(&reported_lock);
+	ck_assert_int_eq(mrc_ranges_watch(r, p + n * page, page), 0);
+	mrc_ranges_close(r);
+	munmap(p, (TRIM_MAX_PAGES + 1) * page);
+	free(reported);
+}
+END_TEST
+
+int main(int argc, char **argv)
 {
 	Suite *s = suite_create("ranges");
 	TCase *tc = tcase_create("ranges");
 
 	page = sysconf(_SC_PAGESIZE);
 	tcase_set_timeout(tc, 60);
+	if (argc > 1 && !strcmp(argv[1], "kmod")) {
+		monitor = "kmod";
+		if (access("/dev/mrcache", R_OK | W_OK)) {
+			/* 77: the VM harness turns it into a failure where it must run. */
+			fprintf(stderr, "ranges_test kmod: no /dev/mrcache here\n");
+			return 77;
+		}
+		tcase_add_test(tc, trim_reports_and_drops_the_oldest);
+		tcase_add_test(tc, drain_thread_trims);
+		suite_add_tcase(s, tc);
+		return check_run_suite(s);
+	}
 	tcase_add_test(tc, change_reported_once_as_named);
 	tcase_add_test(tc, rewatch_replaces_a_changed_watch);
 	tcase_add_test(tc, stale_until_reported);

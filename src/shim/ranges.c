@@ -272,7 +272,7 @@ static void fired(void *arg, uint64_t cookie, void *addr, size_t len)
 	pthread_mutex_unlock(&r->lock);
 }
 
-static void trim(struct mrc_ranges *r);
+static int trim(struct mrc_ranges *r);
 
 #define DRAIN_STARTED 1ull
 #define DRAIN_ENDED (1ull << 32)
@@ -285,14 +285,14 @@ static void trim(struct mrc_ranges *r);
  */
 int mrc_ranges_drain(struct mrc_ranges *r)
 {
-	int ret;
+	int trimmed = 0, ret;
 
 	__atomic_add_fetch(&r->drains, DRAIN_STARTED, __ATOMIC_RELAXED);
 	if (__atomic_load_n(&r->trim, __ATOMIC_RELAXED))
-		trim(r);
+		trimmed = trim(r);
 	ret = mrc_watcher_drain(r->watcher, fired, r);
 	__atomic_add_fetch(&r->drains, DRAIN_ENDED, __ATOMIC_RELEASE);
-	return ret;
+	return ret < 0 ? ret : ret + trimmed;
 }
 
 int mrc_ranges_pending(const struct mrc_ranges *r)
@@ -320,25 +320,27 @@ int mrc_ranges_settled(const struct mrc_ranges *r)
 /*
  * The monitor is full: report the oldest watches as changed and drop them
  * (the runtime forgets their registrations, which is always safe).
+ * Return: how many were reported.
  */
-static void trim(struct mrc_ranges *r)
+static int trim(struct mrc_ranges *r)
 {
-	size_t n;
+	size_t n, i = 0;
 	struct { uintptr_t addr; size_t len; } *out;
 
 	pthread_mutex_lock(&r->lock);
 	__atomic_store_n(&r->trim, 0, __ATOMIC_RELEASE);
 	n = r->count / TRIM_DIVISOR + 1;
 	out = calloc(n, sizeof(*out));
-	for (size_t i = 0; out && i < n && r->oldest; i++) {
+	for (i = 0; out && i < n && r->oldest; i++) {
 		out[i].addr = r->oldest->addr;
 		out[i].len = r->oldest->len;
 		drop(r, r->oldest);
 	}
 	pthread_mutex_unlock(&r->lock);
-	for (size_t i = 0; out && i < n && out[i].len; i++)
+	for (i = 0; out && i < n && out[i].len; i++)
 		r->fn(r->arg, (void *)out[i].addr, out[i].len);
 	free(out);
+	return (int)i;
 }
 
 static void *drain_main(void *arg)
