@@ -10,6 +10,10 @@
 #   shim, kmod   LD_PRELOAD=libmrcache-ofi.so: every case is fresh;
 #   shim, hooks  MRCACHE_MONITOR=hooks: fresh but for move_pages, which no
 #                libc hook can see.
+# Each also tries to migrate a registered buffer: the pages move on a
+# second try with the module (libfabric was told and let go), never
+# without. Then the trim path (ofi_test trim): the module loaded again
+# with 64 watch slots, four times as many registrations.
 # Re-runs itself in the guest (test/in-vm.sh), natively when this machine
 # has an RDMA device and the module.
 set -u
@@ -30,4 +34,20 @@ run "shim, kmod" env LD_PRELOAD="$lib" MRCACHE_OFI_VERBOSE=1 "$app" shim kmod
 run "shim, hooks" env LD_PRELOAD="$lib" MRCACHE_MONITOR=hooks "$app" shim hooks
 run "FI_MR_CACHE_MONITOR wins" env LD_PRELOAD="$lib" FI_MR_CACHE_MONITOR=memhooks \
 	"$app" native-with-shim
+
+# The guest's module is ours to reload; natively the module must already
+# be loaded with few slots (modprobe mrcache max_watches=64).
+slots=64
+if [[ ${MRCACHE_IN_VM:-0} == 1 ]]; then
+	rmmod mrcache && insmod "$kmod" max_watches=$slots ||
+		fail "cannot load the module again with max_watches=$slots"
+else
+	slots=$(cat /sys/module/mrcache/parameters/max_watches)
+fi
+if ((slots <= 1024)); then
+	run "shim, kmod, $slots watch slots" env LD_PRELOAD="$lib" "$app" trim "$slots"
+else
+	say "NOT RUN: the trim case needs the module loaded with max_watches=64 (it has $slots)"
+	[[ ${MRCACHE_REQUIRE_VM:-0} == 1 ]] && status=1
+fi
 exit $status

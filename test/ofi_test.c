@@ -52,34 +52,54 @@ static struct fid_mr *target_mr;
 	} while (0)
 
 /* Through the domain's MR cache; a hit gives the cached registration. */
-static struct fid_mr *reg(void *buf)
+static struct fid_mr *reg_len(void *buf, size_t len)
 {
 	struct fid_mr *mr;
 
-	CHECK(fi_mr_reg(pair.domain, buf, LEN, FI_SEND | FI_RECV | FI_READ |
+	CHECK(fi_mr_reg(pair.domain, buf, len, FI_SEND | FI_RECV | FI_READ |
 			FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE,
 			0, 0, 0, &mr, NULL));
 	return mr;
+}
+
+static struct fid_mr *reg(void *buf)
+{
+	return reg_len(buf, LEN);
+}
+
+/* Register and release (the cache keeps it); return the key. */
+static uint64_t reg_key(void *buf, size_t len)
+{
+	struct fid_mr *mr = reg_len(buf, len);
+	uint64_t key = fi_mr_key(mr);
+
+	CHECK(fi_close(&mr->fid));
+	return key;
 }
 
 /*
  * Register @src, RDMA-write it to the target with that registration,
  * release it (the cache keeps it); return its key and what landed.
  */
-static uint64_t write_through_cache(char *src, char *landed)
+static uint64_t write_len(char *src, size_t len, char *landed)
 {
-	struct fid_mr *mr = reg(src);
+	struct fid_mr *mr = reg_len(src, len);
 	uint64_t key = fi_mr_key(mr);
 
-	memset(target, 0, LEN);
-	ofi_pair_write(&pair, src, LEN, fi_mr_desc(mr), (uintptr_t)target,
+	memset(target, 0, len);
+	ofi_pair_write(&pair, src, len, fi_mr_desc(mr), (uintptr_t)target,
 		       fi_mr_key(target_mr));
 	*landed = target[0];
-	for (size_t i = 1; i < LEN; i++)
+	for (size_t i = 1; i < len; i++)
 		if (target[i] != target[0])
 			*landed = '?';
 	CHECK(fi_close(&mr->fid));
 	return key;
+}
+
+static uint64_t write_through_cache(char *src, char *landed)
+{
+	return write_len(src, LEN, landed);
 }
 
 static const char *shim_monitor;	/* NULL: libfabric's own */
@@ -167,6 +187,92 @@ static int run_migration(void)
 	return ok;
 }
 
+/*
+ * ofi_test trim SLOTS, with the module loaded with max_watches=SLOTS:
+ * libfabric never unsubscribes host memory, so four times as many
+ * registrations as the module has watch slots run it out; the shim then
+ * reports its oldest watches as changed (notify) and drops them.
+ *   - libfabric lets go of those registrations: pinned memory stays
+ *     within what SLOTS registrations pin (it would grow with every
+ *     registration if the trimmed ones were dropped silently);
+ *   - there is room again: a buffer registered while the slots were full
+ *     (not cached) is cached at its next registration (a hit after it);
+ *   - the oldest buffer's registration is gone (a fresh key), and new
+ *     memory at a trimmed or a kept buffer's address gets the new bytes.
+ */
+#define TRIM_BUF (16 * 1024)
+#define TRIM_STRIDE (TRIM_BUF + 4096)	/* a gap: no two buffers touch */
+
+static int stays_fresh(char *buf)
+{
+	char landed;
+
+	munmap(buf, TRIM_BUF);
+	if (!mem_map(buf, TRIM_BUF, 'B'))
+		return 0;
+	write_len(buf, TRIM_BUF, &landed);
+	return landed == 'B';
+}
+
+static int trim_case(int slots, int n)
+{
+	char *bufs = mem_map(NULL, (size_t)n * TRIM_STRIDE, 'A'), *extra;
+	long pin0 = mem_pinned_kib(), grown, bound = (slots + 2) * (TRIM_BUF / 1024);
+	uint64_t oldest = reg_key(bufs, TRIM_BUF), k2, k3;
+	int ok, fresh_oldest, cached_again, fresh_bytes;
+
+	for (int i = 1; i < n; i++)
+		reg_key(bufs + (size_t)i * TRIM_STRIDE, TRIM_BUF);
+	extra = mem_map(NULL, TRIM_BUF, 'E');
+	reg_key(extra, TRIM_BUF);	/* the slots are full: not cached, trims */
+	usleep(300 * 1000);		/* the drain thread trims and notifies */
+	k2 = reg_key(extra, TRIM_BUF);
+	k3 = reg_key(extra, TRIM_BUF);
+	cached_again = k2 == k3;
+	/* libfabric frees what notify dropped at its next registration. */
+	for (int i = 0; (grown = mem_pinned_kib() - pin0) > bound && i < 100; i++) {
+		usleep(20 * 1000);
+		reg_key(extra, TRIM_BUF);
+	}
+	fresh_oldest = reg_key(bufs, TRIM_BUF) != oldest;
+	fresh_bytes = stays_fresh(bufs) &&
+		      stays_fresh(bufs + (size_t)(n - 1) * TRIM_STRIDE);
+	ok = grown <= bound && cached_again && fresh_oldest && fresh_bytes;
+	printf("%s trim, %d slots, %d registrations: pinned grew %ld KiB (at most %ld), cached again %s, oldest %s, new bytes %s\n",
+	       ok ? "ok  " : "FAIL", slots, n + 1, grown, bound,
+	       cached_again ? "yes" : "NO", fresh_oldest ? "fresh" : "KEPT",
+	       fresh_bytes ? "yes" : "NO");
+	munmap(bufs, (size_t)n * TRIM_STRIDE);
+	munmap(extra, TRIM_BUF);
+	return ok;
+}
+
+static int run_trim(int slots)
+{
+	int n = 4 * slots;
+
+	if (slots < 8 || slots > 1024) {
+		fprintf(stderr, "ofi_test trim SLOTS: SLOTS is the module's max_watches, 8 to 1024\n");
+		exit(2);
+	}
+	return trim_case(slots, n);
+}
+
+static int run_changes(void)
+{
+	int ok = 1;
+
+	for (size_t i = 0; i < n_mem_changes; i++) {
+		int ret, tries = 0;
+
+		/* -1: the address was taken in between; a few tries. */
+		while ((ret = run_case(&mem_changes[i])) < 0 && ++tries < 5)
+			;
+		ok &= ret == 1;
+	}
+	return ok & run_migration();
+}
+
 /* With the shim preloaded: is it libfabric's monitor, with MONITOR? */
 static int shim_in_use(const char *want)
 {
@@ -190,7 +296,9 @@ static int check_mode(const char *mode, const char *want)
 		return !loaded;
 	if (!strcmp(mode, "native-with-shim"))
 		return loaded && !shim_in_use(NULL);
-	fprintf(stderr, "usage: ofi_test shim [kmod|hooks] | native | native-with-shim\n");
+	if (!strcmp(mode, "trim"))
+		return shim_in_use("kmod");
+	fprintf(stderr, "usage: ofi_test shim [kmod|hooks] | native | native-with-shim | trim SLOTS\n");
 	exit(2);
 }
 
@@ -214,15 +322,10 @@ int main(int argc, char **argv)
 			argv[1]);
 		return 1;
 	}
-	for (size_t i = 0; i < n_mem_changes; i++) {
-		int ret, tries = 0;
-
-		/* -1: the address was taken in between; a few tries. */
-		while ((ret = run_case(&mem_changes[i])) < 0 && ++tries < 5)
-			;
-		ok &= ret == 1;
-	}
-	ok &= run_migration();
+	if (!strcmp(argv[1], "trim"))
+		ok = run_trim(argc > 2 ? atoi(argv[2]) : 0);
+	else
+		ok = run_changes();
 	CHECK(fi_close(&target_mr->fid));
 	ofi_pair_close(&pair);
 	return ok ? 0 : 1;
