@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "mem_changes.h"
+#include "vm_pin.h"
 
 char *mem_map(void *where, size_t len, int fill)
 {
@@ -115,15 +116,8 @@ int mem_move(char *p, size_t len, int node)
 
 long mem_pinned_kib(void)
 {
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kib = -1;
+	long kib = vm_pin_kib();
 
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %ld kB", &kib) == 1)
-			break;
-	if (f)
-		fclose(f);
 	if (kib < 0) {
 		fprintf(stderr, "no VmPin in /proc/self/status\n");
 		exit(1);

@@ -39,8 +39,9 @@ run "FI_MR_CACHE_MONITOR wins" env LD_PRELOAD="$lib" FI_MR_CACHE_MONITOR=memhook
 # be loaded with few slots (modprobe mrcache max_watches=64).
 slots=64
 if [[ ${MRCACHE_IN_VM:-0} == 1 ]]; then
-	rmmod mrcache && insmod "$kmod" max_watches=$slots ||
+	if ! rmmod mrcache || ! insmod "$kmod" max_watches=$slots; then
 		fail "cannot load the module again with max_watches=$slots"
+	fi
 else
 	slots=$(cat /sys/module/mrcache/parameters/max_watches)
 fi

@@ -46,6 +46,7 @@
 #include <time.h>
 
 #include "rdma_pair.h"
+#include "vm_pin.h"
 
 static struct rdma_pair pair;
 static double reg_us;		/* time inside ibv_reg_mr + ibv_dereg_mr */
@@ -320,21 +321,6 @@ static int run_munmap(unsigned long n, size_t size)
 	return ret;
 }
 
-/* The process's pinned memory in kB (ib_umem counts it), or -1. */
-static long vm_pin_kb(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kb = -1;
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 static int run_idle(size_t size, unsigned long ms)
 {
 	uint8_t *src = malloc(size), *dst = malloc(size);
@@ -345,11 +331,11 @@ static int run_idle(size_t size, unsigned long ms)
 
 	if (tmr && ibv_dereg_mr(tmr))
 		ret = 1;
-	before = vm_pin_kb();
+	before = vm_pin_kib();
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
 	printf("preload_app: idle: VmPin %ld kB after the deregistrations, %ld kB %lu ms later\n",
-	       before, vm_pin_kb(), ms);
+	       before, vm_pin_kib(), ms);
 	free(src);
 	free(dst);
 	return ret;
@@ -500,7 +486,7 @@ static int run_fork(size_t size, int safe)
 	if (safe)
 		outcome("ibv_fork_init", ibv_fork_init(), errno);
 	ret = ret || transfer(src, dst, tmr->rkey, size, 0);
-	before = vm_pin_kb();
+	before = vm_pin_kib();
 	fflush(stdout);
 	pid = ret ? -1 : fork();
 	if (pid == 0) {
@@ -515,7 +501,7 @@ static int run_fork(size_t size, int safe)
 	if (pid > 0 && (waitpid(pid, &status, 0) != pid || status))
 		ret = 1;
 	printf("preload_app: fork: VmPin %ld kB before fork, %ld kB after\n",
-	       before, vm_pin_kb());
+	       before, vm_pin_kib());
 	if (tmr)
 		ibv_dereg_mr(tmr);
 	free(src);

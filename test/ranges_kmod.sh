@@ -5,8 +5,11 @@
 # filling it is quick; natively the test fills what the loaded module
 # allows (65536 watches by default).
 ko=$top_builddir/kmod-build/mrcache.ko
+# shellcheck disable=SC2016 # expanded by the guest's bash
 exec "$top_srcdir/test/in-vm.sh" --kmod "$ko" -- bash -c '
 	if [[ ${MRCACHE_IN_VM:-0} == 1 ]]; then
-		rmmod mrcache && insmod "$1" max_watches=256 || exit 1
+		if ! rmmod mrcache || ! insmod "$1" max_watches=256; then
+			exit 1
+		fi
 	fi
 	exec "$2" kmod' ranges_kmod "$ko" "$top_builddir/test/ranges_test"
