@@ -19,6 +19,8 @@
 # by the test-only delays of mrcache-runtimes(7): the new bytes with the
 # shim as it is, the old ones with MRCACHE_UCX_TEST_NO_SYNC=all, and which
 # half (the drain before UCX's lookup, the check after it) catches what.
+# Two trials per run (deterministic so far: every send stale or none);
+# MRCACHE_UCX_RACE_TRIALS=N for more.
 # Re-runs itself in the guest (test/in-vm.sh), natively when this machine
 # has an RDMA device and the module.
 set -u

@@ -218,7 +218,7 @@ static int run_race(char *out, const char *hold, const char *want)
 				   "MRCACHE_SHIM_TEST_WAKE_DELAY_MS");
 	const char *n = getenv("MRCACHE_UCX_RACE_TRIALS");
 
-	trials = n ? atoi(n) : 3;
+	trials = n ? atoi(n) : 2;
 	if (!delay || (!report && strcmp(hold, "wake")) ||
 	    (strcmp(want, "fresh") && strcmp(want, "stale"))) {
 		fprintf(stderr, "ucx_test race: wake|report fresh|stale, with MRCACHE_SHIM_TEST_WAKE_DELAY_MS or _REPORT_DELAY_MS set\n");
