@@ -43,7 +43,7 @@ run "shim, add" env LD_PRELOAD="$lib" MRCACHE_UCX_MODE=add MRCACHE_UCX_VERBOSE=1
 # NAME HOLD(wake|report) WANT(fresh|stale) [NO_SYNC]: ucx_test race.
 race() {
 	local delay=MRCACHE_SHIM_TEST_WAKE_DELAY_MS=500
-	[[ $2 == report ]] && delay=MRCACHE_SHIM_TEST_REPORT_DELAY_MS=700
+	[[ $2 == report ]] && delay=MRCACHE_SHIM_TEST_REPORT_DELAY_MS=1200
 	run "race, $1" env LD_PRELOAD="$lib" "$delay" \
 		${4:+MRCACHE_UCX_TEST_NO_SYNC=$4} "$app" race "$2" "$3"
 }

@@ -182,7 +182,7 @@ static int run_migration(char *out)
  *   wake    MRCACHE_SHIM_TEST_WAKE_DELAY_MS: it has not looked at the
  *           change yet when the send looks UCX's cache up;
  *   report  MRCACHE_SHIM_TEST_REPORT_DELAY_MS: it has taken the change and
- *           not reported it yet (the send waits 200 ms so that it has).
+ *           not reported it yet (the send waits 500 ms so that it has).
  * One trial: 1 when the second send carried the old bytes, 0 when the new,
  * -1 when another thread took the address, -2 when the first send failed.
  */
@@ -195,7 +195,7 @@ static int race_trial(char *out, int report, unsigned settle_ms)
 	if (!mem_map(p, LEN, 'B'))
 		return -1;
 	if (report)
-		usleep(200 * 1000);
+		usleep(500 * 1000);
 	second = transfer(p, out);
 	munmap(p, LEN);
 	/*
