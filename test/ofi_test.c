@@ -105,6 +105,21 @@ static uint64_t write_through_cache(char *src, char *landed)
 static const char *shim_monitor;	/* NULL: libfabric's own */
 
 /*
+ * The shim reports changes from its drain thread, late with the hooks
+ * monitor (a poll). A late report of this case's buffer must not land on
+ * the next case's: keep the address mapped (inaccessible) until exit, so
+ * the next buffer goes elsewhere. Seen once in four runs: the next case's
+ * second registration missed the cache.
+ */
+static void retire(char *p)
+{
+	munmap(p, LEN);
+	/* Taken meanwhile by something else: that keeps it from us too. */
+	(void)mmap(p, LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		   MAP_FIXED_NOREPLACE, -1, 0);
+}
+
+/*
  * Return 1 when the outcome is the expected one: the key (fresh or the
  * cached one) and the bytes the write carried ('B' unless stale).
  */
@@ -133,7 +148,7 @@ static int run_case(const struct mem_change *c)
 	       fresh == want && after == want_bytes ? "ok  " : "FAIL", c->name,
 	       (unsigned long)k1, (unsigned long)k3, fresh ? "fresh" : old,
 	       after, want ? "fresh" : old, want_bytes);
-	munmap(p, LEN);
+	retire(p);
 	return fresh == want && after == want_bytes;
 }
 
