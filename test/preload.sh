@@ -21,6 +21,11 @@
 #           what it is without the preload; evictions counted), with the
 #           bound off it stays pinned (the control); the default bound
 #           (10 s) once, with the hooks
+#   threads 4 threads registering and deregistering at once (shared and
+#           own buffers, MRs deregistered by another thread than made them)
+#           while another makes and deallocates PDs; then two threads
+#           deregister the same MRs at once: each exactly once, the other
+#           call EINVAL (preload_threads.c); hits counted
 #   tools   Debian's ibv_rc_pingpong, ib_write_bw and rping (over rdma_cm)
 #           finish with the preload as without it
 #
@@ -202,6 +207,19 @@ scenario_double() {
 	done
 }
 
+# The preload's lock-free hit path under threads (MRCACHE_PRELOAD_THREAD_ROUNDS).
+scenario_threads() {
+	local rounds=${MRCACHE_PRELOAD_THREAD_ROUNDS:-5000}
+	run "threads, no preload" -- threads 4 200 4096
+	for m in "${monitors[@]}"; do
+		preloaded "$m" threads -- threads 4 "$rounds" 4096 race
+		[[ $(lines "threads: .* at once") == *", 0 not exactly once" ]] ||
+			fail "threads ($m): $(lines "threads: .* at once")"
+		(($(field hits) >= 4 * 2 * rounds)) || fail "threads ($m): $(field hits) hits, wanted >= $((4 * 2 * rounds))"
+		say "     threads ($m): $(lines "threads: .* at once")"
+	done
+}
+
 # VmPin after fork: without the preload, with the fork flush, without it.
 fork_pin() { sed -n 's/.*fork: VmPin [0-9]* kB before fork, \([0-9]*\) kB after/\1/p' <<<"$out"; }
 
@@ -289,7 +307,7 @@ tool_ran() {
 	fi
 }
 
-for sc in ${MRCACHE_PRELOAD_SCENARIOS:-reuse free munmap idle rereg badinput double fork malloc tools}; do
+for sc in ${MRCACHE_PRELOAD_SCENARIOS:-reuse free munmap idle rereg badinput double threads fork malloc tools}; do
 	declare -F "scenario_$sc" >/dev/null || fail "no scenario $sc"
 	"scenario_$sc"
 done

@@ -22,6 +22,11 @@
  *   preload_app rereg SIZE | badinput SIZE | double SIZE
  *       ibv_rereg_mr() cases, bad input, an MR deregistered twice: each
  *       call's result printed, for the script to compare runs
+ *   preload_app threads THREADS ROUNDS SIZE [race]
+ *       registrations from several threads at once, a PD made and
+ *       deallocated beside them (preload_threads.c), then reuse's
+ *       messages; race: two threads deregister the same MRs at once (only
+ *       under the preload: without it that is a double free)
  *   preload_app fork SIZE safe|unsafe
  *       one message, then fork(); VmPin before and after, and how a
  *       registration in the child went (safe: ibv_fork_init() first)
@@ -45,6 +50,7 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "preload_threads.h"
 #include "rdma_pair.h"
 #include "vm_pin.h"
 
@@ -525,6 +531,16 @@ static int m_badinput(char **a) { return run_badinput(arg(a, 2)); }
 static int m_double(char **a) { return run_double(arg(a, 2)); }
 static int m_fork(char **a) { return run_fork(arg(a, 2), !strcmp(a[3], "safe")); }
 
+/* Then messages through the caches the threads used. */
+static int m_threads(char **a)
+{
+	int race = a[5] && !strcmp(a[5], "race");
+
+	return preload_threads(pair.ctx, pair.pd, (unsigned int)arg(a, 2),
+			       arg(a, 3), arg(a, 4), race) ||
+	       run_reuse(8, 2, arg(a, 4));
+}
+
 static const struct mode {
 	const char *name;
 	int argc;
@@ -541,6 +557,8 @@ static const struct mode {
 	{ "badinput", 3, m_badinput, "SIZE" },
 	{ "double", 3, m_double, "SIZE" },
 	{ "fork", 4, m_fork, "SIZE safe|unsafe" },
+	{ "threads", 5, m_threads, "THREADS ROUNDS SIZE" },
+	{ "threads", 6, m_threads, "THREADS ROUNDS SIZE race" },
 };
 
 static int run(int argc, char **argv)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "mrcache.h"
+#include "lookup.h"
 #include "preload.h"
 
 struct preload_cache {
@@ -120,34 +121,53 @@ static struct preload_cache *find_locked(struct ibv_pd *pd,
 	return NULL;
 }
 
-/* Return: the cache for @pd and @access, made now if needed; or NULL. */
-struct mrc_cache *preload_cache_get(struct ibv_pd *pd, unsigned int access)
+/* Under caches_lock: the cache for @pd and @access, made if needed; or NULL. */
+static struct mrc_cache *get_locked(struct ibv_pd *pd, unsigned int access)
 {
-	struct preload_cache *c;
-	struct mrc_cache *cache = NULL;
+	struct preload_cache *c = find_locked(pd, access);
 
-	pthread_mutex_lock(&caches_lock);
-	c = find_locked(pd, access);
 	if (!c) {
 		c = calloc(1, sizeof(*c));
 		if (c)
 			c->cache = cache_create(pd, access);
-		if (c && c->cache) {
-			c->pd = pd;
-			c->access = access;
-			c->next = caches;
-			caches = c;
-		} else {
+		if (!c || !c->cache) {
 			free(c);
-			c = NULL;
+			return NULL;
 		}
+		c->pd = pd;
+		c->access = access;
+		c->next = caches;
+		caches = c;
 	}
-	if (c)
-		cache = c->cache;
+	/* Found without a lock only once fork safety covers it. */
+	if (preload_fork_handler_ready())
+		preload_lookup_add(pd, access, c->cache);
+	return c->cache;
+}
+
+/* preload_cache_get() when the index does not have it. */
+__attribute__((noinline, cold))
+static struct mrc_cache *cache_get_slow(struct ibv_pd *pd, unsigned int access)
+{
+	struct mrc_cache *cache;
+
+	pthread_mutex_lock(&caches_lock);
+	cache = get_locked(pd, access);
 	pthread_mutex_unlock(&caches_lock);
 	if (cache)
 		preload_fork_handler_install();
 	return cache;
+}
+
+/*
+ * Return: the cache for @pd and @access, made now if needed; or NULL.
+ * Without a lock when the index has it (lookup.c), else from the list.
+ */
+struct mrc_cache *preload_cache_get(struct ibv_pd *pd, unsigned int access)
+{
+	struct mrc_cache *cache = preload_lookup(pd, access);
+
+	return cache ? cache : cache_get_slow(pd, access);
 }
 
 static void add_stats(struct mrc_stats *sum, const struct mrc_stats *s)
@@ -182,7 +202,10 @@ static int flush_matching(cache_match_fn match, const void *what)
 			pp = &c->next;
 			continue;
 		}
+		/* Out of the hit path's index first: new lookups lock and wait. */
+		preload_lookup_remove(c->pd, c->access, c->cache);
 		if (mrc_cache_destroy(c->cache)) {
+			preload_lookup_add(c->pd, c->access, c->cache);
 			ret = -EBUSY;
 			pp = &c->next;
 			continue;

@@ -25,6 +25,7 @@
 
 static int program_asked;	/* the program called ibv_fork_init() */
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static int handler_in;		/* install() ran: store-release, load-acquire */
 
 static int fork_safety_on(void)
 {
@@ -47,11 +48,22 @@ static void install(void)
 {
 	if (pthread_atfork(before_fork, NULL, NULL))
 		fprintf(stderr, "mrcache-preload: no fork handler: idle registrations are not dropped before fork()\n");
+	__atomic_store_n(&handler_in, 1, __ATOMIC_RELEASE);
 }
 
 void preload_fork_handler_install(void)
 {
 	pthread_once(&handler_once, install);
+}
+
+/*
+ * Return: 1 once the handler is installed. A cache goes into the
+ * lock-free index (lookup.c) only then, so no registration reaches a
+ * cache before fork() would flush it.
+ */
+int preload_fork_handler_ready(void)
+{
+	return __atomic_load_n(&handler_in, __ATOMIC_ACQUIRE);
 }
 
 int ibv_fork_init(void)

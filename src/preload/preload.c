@@ -36,6 +36,7 @@
 
 struct preload_real preload_real;
 int preload_forked;
+int preload_resolved;
 
 static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
 static int resolve_ret;
@@ -88,9 +89,13 @@ static void resolve(void)
 		resolve_ret = -ENOSYS;
 	env_bool("MRCACHE_PRELOAD_REMOTE", &allow_remote);
 	pthread_atfork(NULL, NULL, after_fork_child);
+	/* Release: pairs with preload_ready()'s acquire (preload.h). */
+	if (!resolve_ret)
+		__atomic_store_n(&preload_resolved, 1, __ATOMIC_RELEASE);
 }
 
-int preload_ready(void)
+/* preload_ready()'s first time (and every time when something is missing). */
+int preload_resolve(void)
 {
 	pthread_once(&resolve_once, resolve);
 	if (resolve_ret)
@@ -172,24 +177,19 @@ static int real_bind(struct preload_mr *p, struct ibv_pd *pd, void *addr,
 
 /**
  * preload_mr_bind() - put a registration of [addr, +length) behind @p.
- * @cached_only: fail rather than make a registration of its own.
  *
- * A cache's when the registration is cacheable, else (unless
- * @cached_only) a libibverbs MR. @p's application fields become exactly
- * @pd, @addr, @length. Return: 0, or a positive errno with @p's binding
- * fields undefined (the caller works on a copy or recycles it).
+ * A cache's when the registration is cacheable, else a libibverbs MR.
+ * @p's application fields become exactly @pd, @addr, @length. Return: 0,
+ * or a positive errno with @p's binding fields undefined (the caller
+ * works on a copy).
  */
 int preload_mr_bind(struct preload_mr *p, struct ibv_pd *pd, void *addr,
-		    size_t length, unsigned int access, int cached_only)
+		    size_t length, unsigned int access)
 {
-	int ret = EINVAL;
-
-	if (cacheable(pd, addr, length, (uintptr_t)addr, access)) {
-		ret = cached_bind(p, pd, addr, length, access);
-		if (!ret || cached_only)
-			return ret;
-	}
-	return cached_only ? ret : real_bind(p, pd, addr, length, access);
+	if (cacheable(pd, addr, length, (uintptr_t)addr, access) &&
+	    !cached_bind(p, pd, addr, length, access))
+		return 0;
+	return real_bind(p, pd, addr, length, access);
 }
 
 /* Release what stands behind @p. Return: 0 or libibverbs' error. */
@@ -212,7 +212,7 @@ struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t length,
 		return NULL;
 	if (cacheable(pd, addr, length, iova, access)) {
 		p = preload_mr_alloc();
-		if (p && !preload_mr_bind(p, pd, addr, length, access, 1)) {
+		if (p && !cached_bind(p, pd, addr, length, access)) {
 			preload_mr_publish(p);
 			return &p->mr;
 		}

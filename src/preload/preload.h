@@ -4,7 +4,8 @@
  *
  *   preload.c  the wrapped verbs symbols and the real ones behind them
  *   caches.c   one cache per (PD, access), the provider, the statistics
- *   mrs.c      the application's struct ibv_mr copies and their table
+ *   lookup.c   the caches' lock-free index for the hit path (lookup.h)
+ *   mrs.c      the application's struct ibv_mr copies and their arenas
  *   rereg.c    ibv_rereg_mr() emulated on those copies
  *   fork.c     fork safety: idle registrations flushed before fork()
  *   malloc.c   registration-friendly malloc settings (opt-in)
@@ -36,8 +37,19 @@ struct preload_real {
 
 extern struct preload_real preload_real;
 extern int preload_forked;	/* set in a forked child: pass through */
+extern int preload_resolved;	/* the real functions are all there */
 
-int preload_ready(void);
+int preload_resolve(void);
+
+/* Return: 1 when the real functions are there; else 0, errno ENOSYS. */
+static inline int preload_ready(void)
+{
+	/* Acquire: pairs with the release in resolve() (preload.c). */
+	if (__builtin_expect(__atomic_load_n(&preload_resolved,
+					     __ATOMIC_ACQUIRE), 1))
+		return 1;
+	return preload_resolve();
+}
 
 struct mrc_cache *preload_cache_get(struct ibv_pd *pd, unsigned int access);
 int preload_caches_flush_pd(struct ibv_pd *pd);
@@ -47,6 +59,7 @@ void preload_count_passthrough(void);
 
 /* fork.c: the fork handler goes in after libmrcache's (first cache). */
 void preload_fork_handler_install(void);
+int preload_fork_handler_ready(void);
 
 enum preload_mr_state {
 	PRELOAD_MR_DEAD = 0,	/* deregistered: kept for reuse */
@@ -66,9 +79,9 @@ struct preload_mr {
 	struct mrc_region *region;
 	struct ibv_mr *real;
 	unsigned int access;	/* as the program asked */
-	int state;		/* enum preload_mr_state, under the table lock */
-	struct preload_mr *next;	/* in its table bucket, for good */
-	struct preload_mr *free_next;	/* on the dead list */
+	int state;		/* enum preload_mr_state, atomic (mrs.c) */
+	uint32_t index;		/* in the arenas, for good */
+	uint32_t dead_next;	/* index of the next on the dead stack */
 };
 
 #define ERR_PRELOAD_MR_DEAD ((struct preload_mr *)(uintptr_t)1)
@@ -80,7 +93,7 @@ struct preload_mr *preload_mr_claim(const struct ibv_mr *mr);
 
 /* preload.c: what stands behind a copy */
 int preload_mr_bind(struct preload_mr *p, struct ibv_pd *pd, void *addr,
-		    size_t length, unsigned int access, int cached_only);
+		    size_t length, unsigned int access);
 int preload_mr_unbind(struct preload_mr *p);
 
 #endif /* MRCACHE_PRELOAD_H */

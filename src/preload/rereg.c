@@ -32,7 +32,7 @@ static int bad_input(int flags, void *addr, size_t length, int access)
 	return access && !(flags & IBV_REREG_MR_CHANGE_ACCESS);
 }
 
-/* Move the new binding into @p; its table fields stay. */
+/* Move the new binding into @p; its arena fields stay. */
 static void take_binding(struct preload_mr *p, const struct preload_mr *from)
 {
 	p->mr = from->mr;
@@ -59,7 +59,7 @@ static int emulate(struct preload_mr *p, int flags, struct ibv_pd *pd,
 	ret = preload_mr_bind(&next, npd, chg_tr ? addr : p->mr.addr,
 			      chg_tr ? length : p->mr.length,
 			      flags & IBV_REREG_MR_CHANGE_ACCESS ?
-			      (unsigned int)access : p->access, 0);
+			      (unsigned int)access : p->access);
 	if (ret) {
 		errno = ret;
 		return IBV_REREG_MR_ERR_CMD;
