@@ -111,6 +111,37 @@ START_TEST(provider_time_is_nanoseconds)
 }
 END_TEST
 
+/*
+ * With thread refs a thread's front entries name regions of the cache it
+ * is bound to; binding to another cache must forget them, or a hit there
+ * through a key the first cache filled would hand out the first cache's
+ * region.
+ */
+START_TEST(front_entries_belong_to_one_cache)
+{
+	struct fake_provider fake2;
+	struct mrc_provider prov2;
+	struct mrc_cache *cache2;
+	struct mrc_region *r;
+
+	setenv("MRCACHE_THREAD_REFS", "1", 1);
+	make_cache(NULL);
+	fake_init(&fake2);
+	prov2 = fake_provider(&fake2);
+	ck_assert_int_eq(mrc_cache_create(&prov2, NULL, &cache2), 0);
+	unsetenv("MRCACHE_THREAD_REFS");
+	put_ok(get_ok(P(0), page, 1));	/* fills the front entries */
+	put_ok(get_ok(P(2), page, 1));	/* of two keys in the first cache */
+	put_ok(get_ok(P(2), page, 1));
+	r = cache_get_ok(cache2, P(0), page, 1);	/* binds to the second */
+	cache_put_ok(cache2, r);
+	r = cache_get_ok(cache2, P(2), page, 1);
+	ck_assert_uint_eq(fake_read(&fake2, &fake2.count), 2);
+	cache_put_ok(cache2, r);
+	fake_teardown(cache2, &fake2);
+}
+END_TEST
+
 START_TEST(hit_reuses_registration)
 {
 	struct mrc_region *a, *b;
@@ -799,6 +830,7 @@ static Suite *cache_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, hit_reuses_registration);
 	tcase_add_test(tc, provider_time_is_nanoseconds);
+	tcase_add_test(tc, front_entries_belong_to_one_cache);
 	tcase_add_test(tc, range_is_page_aligned);
 	tcase_add_test(tc, overlap_merges_and_old_dies_at_last_put);
 	tcase_add_test(tc, adjacent_merge_follows_policy);
