@@ -10,6 +10,18 @@
 #include "cache.h"
 #include "error.h"
 
+/*
+ * Count the ticks since @t0. A thread moved to a CPU whose TSC lags can
+ * read an earlier time: count nothing rather than wrap around.
+ */
+static void add_ticks(struct mrc_cache *cache, uint64_t t0)
+{
+	uint64_t t1 = mrc_ticks();
+
+	if (t1 > t0)
+		cache->provider_ticks += t1 - t0;
+}
+
 /**
  * mrc_provider_reg() - register region @r's range with its access flags.
  * @cache: locked cache.
@@ -25,7 +37,7 @@ int mrc_provider_reg(struct mrc_cache *cache, struct mrc_region *r)
 	ret = cache->provider.reg(cache->provider.ctx,
 				  (void *)(uintptr_t)r->node.start, len,
 				  mrc_region_access_flags(r), &r->handle);
-	cache->provider_ticks += mrc_ticks() - t0;
+	add_ticks(cache, t0);
 	cache->count.reg_calls++;
 	if (ret)
 		cache->count.reg_failures++;
@@ -44,7 +56,7 @@ void mrc_provider_dereg(struct mrc_cache *cache, const struct mrc_region *r)
 	int ret;
 
 	ret = cache->provider.dereg(cache->provider.ctx, r->handle);
-	cache->provider_ticks += mrc_ticks() - t0;
+	add_ticks(cache, t0);
 	cache->count.dereg_calls++;
 	if (ret)
 		mrc_warn("provider '%s' failed to deregister %#" PRIx64 "+%" PRIu64 ": %s",
