@@ -28,9 +28,10 @@
  *               deregisters: mrc_invalidate(), ucs_rcache_region_invalidate());
  *   evict:      every get registers and, the cache being bounded to
  *               EVICT_BOUND regions, evicts one.
- * One {"bench":"miss"|"invalidate"|"evict"} line each (mrcache with the
- * first monitor given). MRCACHE_THREAD_REFS in the environment is reported
- * as "thread_refs" on every hit and slow-path line.
+ * One {"bench":"miss"|"invalidate"|"evict"} line each, in wall and in
+ * CPU time of the thread (mrcache with the first monitor given).
+ * MRCACHE_THREAD_REFS in the environment is reported as "thread_refs" on
+ * every hit and slow-path line.
  *
  * Build: gcc -O2 -std=gnu11 -Wall -Wextra -Werror -I include \
  *          bench/hit_bench.c -L src/.libs -lmrcache \
@@ -1018,12 +1019,13 @@ static int pass(struct caches *c, int which, unsigned long first,
  * for invalidate; the bound filled with other regions for evict), then
  * MISS_REGIONS timed operations. Registrations are checked afterwards.
  */
-static int slow_rep(enum slow_kind k, int which, uint32_t monitor, double *ns)
+static int slow_rep(enum slow_kind k, int which, uint32_t monitor, double *ns,
+		    double *cpu_ns)
 {
 	struct caches c = { 0 };
 	unsigned long first = k == SLOW_EVICT ? EVICT_BOUND : 0;
 	unsigned long want = MISS_REGIONS + first;
-	uint64_t t0;
+	uint64_t t0, c0;
 	int ret;
 
 	bench_max_regions = k == SLOW_EVICT ? EVICT_BOUND : 0;
@@ -1031,10 +1033,12 @@ static int slow_rep(enum slow_kind k, int which, uint32_t monitor, double *ns)
 	bench_max_regions = 0;
 	if (!ret && k != SLOW_MISS)
 		ret = pass(&c, which, 0, k == SLOW_EVICT ? EVICT_BOUND : MISS_REGIONS, false);
+	c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	t0 = now_ns();
 	if (!ret)
 		ret = pass(&c, which, first, MISS_REGIONS, k == SLOW_INVALIDATE);
 	*ns = (double)(now_ns() - t0) / MISS_REGIONS;
+	*cpu_ns = (double)(clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0) / MISS_REGIONS;
 	if (k == SLOW_INVALIDATE)
 		want = MISS_REGIONS;
 	if (!ret && (which == MRCACHE ? c.mrc_regs : c.ucx_regs) != want) {
@@ -1065,15 +1069,24 @@ static double max_of(const double *v, int n)
 	return m;
 }
 
-/* Repetitions alternate between the caches, as for hits. */
+/*
+ * Repetitions alternate between the caches, as for hits. Besides wall
+ * time, the main thread's CPU time per operation and its ratio in each
+ * round (median and range): on a machine shared with other work, time
+ * the thread waited for a core is not counted.
+ */
 static int bench_slow(enum slow_kind k, const struct options *o)
 {
-	double ns[2][MAX_REPS], lo[2], hi[2], med[2];
+	double ns[2][MAX_REPS], cpu[2][MAX_REPS], cpu_ratio[MAX_REPS];
+	double lo[2], hi[2], med[2];
 
-	for (int rep = 0; rep < o->reps; rep++)
+	for (int rep = 0; rep < o->reps; rep++) {
 		for (int which = 0; which < 2; which++)
-			if (slow_rep(k, which, o->monitors[0], &ns[which][rep]))
+			if (slow_rep(k, which, o->monitors[0], &ns[which][rep],
+				     &cpu[which][rep]))
 				return -EIO;
+		cpu_ratio[rep] = cpu[MRCACHE][rep] / cpu[UCX][rep];
+	}
 	for (int which = 0; which < 2; which++) {
 		lo[which] = min_of(ns[which], o->reps);
 		hi[which] = max_of(ns[which], o->reps);
@@ -1082,10 +1095,15 @@ static int bench_slow(enum slow_kind k, const struct options *o)
 	printf("{\"bench\":\"%s\",\"regions\":%d,\"thread_refs\":\"%s\","
 	       "\"mrcache_ns\":%.1f,\"ucx_ns\":%.1f,\"ratio\":%.3f,"
 	       "\"mrcache_min\":%.1f,\"mrcache_max\":%.1f,\"ucx_min\":%.1f,"
-	       "\"ucx_max\":%.1f,\"reps\":%d,\"load1\":%.2f}\n",
+	       "\"ucx_max\":%.1f,\"mrcache_cpu_ns\":%.1f,\"ucx_cpu_ns\":%.1f,"
+	       "\"cpu_ratio\":%.3f,\"cpu_ratio_min\":%.3f,\"cpu_ratio_max\":%.3f,"
+	       "\"reps\":%d,\"load1\":%.2f}\n",
 	       slow_names[k], MISS_REGIONS, thread_refs_env(), med[MRCACHE],
 	       med[UCX], med[MRCACHE] / med[UCX], lo[MRCACHE], hi[MRCACHE],
-	       lo[UCX], hi[UCX], o->reps, load_average());
+	       lo[UCX], hi[UCX], median(cpu[MRCACHE], o->reps),
+	       median(cpu[UCX], o->reps), median(cpu_ratio, o->reps),
+	       min_of(cpu_ratio, o->reps), max_of(cpu_ratio, o->reps), o->reps,
+	       load_average());
 	if (!o->json_only)
 		printf("# %s: mrcache %.0f ns (%.0f-%.0f), ucx %.0f ns (%.0f-%.0f) per get+put; ratio %.2f\n",
 		       slow_names[k], med[MRCACHE], lo[MRCACHE], hi[MRCACHE],

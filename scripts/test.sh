@@ -31,6 +31,20 @@ check_tree() {
 	fi
 }
 
+# The suites that drive gets and puts once more with thread refs
+# (MRCACHE_THREAD_REFS=1, off by default): the hit path through the
+# threads' slots and front entries. Their results replace the tree's own
+# (both must pass).
+check_thread_refs() {
+	local name=$1
+	say "make check ($name, MRCACHE_THREAD_REFS=1)"
+	if ! MRCACHE_THREAD_REFS=1 make -C "$builds/$name" -s -j"$jobs" check \
+		TESTS="test/cache_test test/badinput_test test/fuzz_test test/stress_test test/lifetime_test"; then
+		tail -n 60 "$builds/$name"/test/*.log 2>/dev/null || true
+		return 1
+	fi
+}
+
 # One closing line over every build tree: the last result of each test
 # (automake's .trs files, test/vm/ included), so a test rerun later counts
 # once. With MRCACHE_REQUIRE_VM=1 a skip anywhere fails the run.
@@ -66,6 +80,7 @@ main() {
 	# against the real module (in the VM); the kernel side runs once, above.
 	check_tree asan --enable-sanitizer=address
 	MRCACHE_STRESS_ITERS=20000 check_tree tsan --enable-sanitizer=thread
+	MRCACHE_STRESS_ITERS=20000 check_thread_refs tsan
 	summary
 	say "all tests passed"
 }

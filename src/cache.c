@@ -366,6 +366,7 @@ static struct mrc_cache *cache_alloc(const struct mrc_provider *provider)
 	}
 	cache->page_mask = mrc_page_size() - 1;
 	cache->page_shift = (uint32_t)__builtin_ctzll(mrc_page_size());
+	mrc_ticks_init();
 	pthread_mutex_init(&cache->lock, NULL);
 	cache->provider = *provider;
 	if (!cache->provider.name)
@@ -486,6 +487,7 @@ static size_t busy_regions(struct mrc_cache *cache)
 static void fill_stats(struct mrc_cache *cache, struct mrc_stats *s)
 {
 	*s = cache->count;
+	s->provider_ns = mrc_ticks_to_ns(cache->provider_ticks);
 	/*
 	 * Hits live in the regions' state words and, for hits through
 	 * thread slots, in the threads' records (a hit writes nothing

@@ -74,6 +74,7 @@ struct mrc_cache {
 	 * mrc_cache_stats().
 	 */
 	struct mrc_stats count;
+	uint64_t provider_ticks;	/* count.provider_ns, in mrc_ticks() */
 	struct mrc_region *lru_head;	/* least recently used first */
 	struct mrc_region *parked;	/* dead, no references, held in a slot */
 	struct mrc_region *lru_tail;

@@ -160,10 +160,10 @@ static inline struct mrc_region *take_if_serves(struct mrc_cache *cache,
 
 /* The request's hint set (its four slots) and the tag its key carries. */
 static inline const uint32_t *hint_set(const struct mrc_cache *cache,
-				       uint64_t start, uint32_t *tag)
+				       uint64_t key, uint32_t *tag)
 {
 	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
-	uint64_t hash = mrc_hints_hash(start >> cache->page_shift);
+	uint64_t hash = mrc_hints_hash(key);
 
 	*tag = mrc_hints_tag(hash);
 	return &h->slot[mrc_hints_set(h, hash)];
@@ -173,11 +173,12 @@ static inline const uint32_t *hint_set(const struct mrc_cache *cache,
  * Every way whose tag matches, one at a time: the exact counterpart of
  * hint_candidate(), for when the candidate it gave did not serve.
  */
-static struct mrc_region *lookup_hints(struct mrc_cache *cache, uint64_t start,
-				       uint64_t end, uint32_t access)
+static struct mrc_region *lookup_hints(struct mrc_cache *cache, uint64_t key,
+				       uint64_t start, uint64_t end,
+				       uint32_t access)
 {
 	uint32_t tag;
-	const uint32_t *set = hint_set(cache, start, &tag);
+	const uint32_t *set = hint_set(cache, key, &tag);
 
 	for (int way = 0; way < MRC_HINT_WAYS; way++) {
 		/* Pairs with the release in mrc_hints_remember(). */
@@ -194,19 +195,19 @@ static struct mrc_region *lookup_hints(struct mrc_cache *cache, uint64_t start,
 	return NULL;
 }
 
-static struct mrc_region *lookup_fast(struct mrc_cache *cache, uint64_t start,
-				      uint64_t end, uint32_t access)
+static struct mrc_region *lookup_fast(struct mrc_cache *cache, uint64_t key,
+				      uint64_t start, uint64_t end,
+				      uint32_t access)
 {
 	struct mrc_region *r;
 
-	r = lookup_hints(cache, start, end, access);
+	r = lookup_hints(cache, key, start, end, access);
 	if (r)
 		return r;
 	r = mrc_node_region(mrc_itree_find_containing(&cache->tree, start, end));
 	r = take_if_serves(cache, r, start, end, access);
 	if (r)
-		mrc_hints_remember(&cache->hints, start >> cache->page_shift,
-				   r->index);
+		mrc_hints_remember(&cache->hints, key, r->index);
 	return r;
 }
 
@@ -264,8 +265,8 @@ static int check_user_range(uint64_t start, uint64_t end)
 			 start, end, MRC_USER_ADDR_END);
 }
 
-static int get_slow(struct mrc_cache *cache, uint64_t start, uint64_t end,
-		    uint32_t access, struct mrc_region **region)
+static int get_slow(struct mrc_cache *cache, uint64_t key, uint64_t start,
+		    uint64_t end, uint32_t access, struct mrc_region **region)
 {
 	struct mrc_region *r;
 	int ret;
@@ -282,28 +283,41 @@ static int get_slow(struct mrc_cache *cache, uint64_t start, uint64_t end,
 	else
 		ret = mrc_register_range(cache, start, end, access, region);
 	if (!ret)
-		mrc_hints_remember(&cache->hints, start >> cache->page_shift,
-				   (*region)->index);
+		mrc_hints_remember(&cache->hints, key, (*region)->index);
 	mrc_cache_unlock(cache);
 	return ret;
 }
 
-/* Everything but a hit on hint_candidate() in a quiet cache. */
+/*
+ * Remember in this thread's front entry that @r served the request of
+ * @key, if the thread hits @cache through its slots.
+ */
+static void remember_front(struct mrc_cache *cache, uint64_t key,
+			   struct mrc_region *r)
+{
+	struct mrc_tref *t = mrc_tref_for(cache);
+
+	if (t)
+		*mrc_tref_front_of(t, key) = (struct mrc_tref_front){ key, r };
+}
+
+/* Everything but a hit through the fast path of mrc_get() in a quiet cache. */
 static __attribute__((noinline)) int get_rest(struct mrc_cache *cache,
-					      uint64_t start, uint64_t end,
-					      uint32_t access,
+					      uint64_t key, uint64_t start,
+					      uint64_t end, uint32_t access,
 					      struct mrc_region **region)
 {
 	struct mrc_region *r;
+	int ret;
 
 	if (cache->thread_refs)
 		mrc_trefs_bind(cache);
 	switch (fast_path_state(cache)) {
 	case FAST_OPEN:
-		r = lookup_fast(cache, start, end, access);
+		r = lookup_fast(cache, key, start, end, access);
 		break;
 	case FAST_CHECK_WATCH:
-		r = lookup_fast(cache, start, end, access);
+		r = lookup_fast(cache, key, start, end, access);
 		if (r && !watch_unchanged(cache, r)) {
 			unref_unused(cache, r);
 			r = NULL;
@@ -314,34 +328,85 @@ static __attribute__((noinline)) int get_rest(struct mrc_cache *cache,
 	}
 	if (r) {
 		hit_out(cache, r, region);
-		return 0;
+	} else {
+		ret = get_slow(cache, key, start, end, access, region);
+		if (ret)
+			return ret;
 	}
-	return get_slow(cache, start, end, access, region);
+	remember_front(cache, key, *region);
+	return 0;
+}
+
+/*
+ * Everything the fast path of mrc_get() does not answer, with the
+ * caller's own arguments (@addr_end is addr + len, wrapped or not: it
+ * gives len back exactly): every check with its message, the request
+ * rounded out to pages, then the lookups that may take the lock.
+ */
+static __attribute__((noinline)) int get_checked(struct mrc_cache *cache,
+						 const void *addr, uint64_t addr_end,
+						 uint32_t access,
+						 struct mrc_region **region)
+{
+	size_t len = (size_t)(addr_end - (uintptr_t)addr);
+	uint64_t start = 0, end = 0;
+	int ret;
+
+	if (!cache || !region)
+		return mrc_error(EINVAL, "%s is NULL", cache ? "region pointer" : "cache");
+	ret = request_range(cache, addr, len, &start, &end);
+	if (ret)
+		return ret;
+	if (!access)
+		access = cache->default_access;
+	return get_rest(cache, mrc_hints_key((uintptr_t)addr), start, end,
+			access, region);
 }
 
 typedef uint32_t mrc_u32x4 __attribute__((vector_size(16)));
 typedef uint64_t mrc_u64x2 __attribute__((vector_size(16)));
 
 /*
- * The pool index of the common hit's candidate: a way of the request's hint
- * set with the key's tag. The four ways are compared at once (one vector
- * compare where the target has vectors) and the matching entries ORed
- * together: no branch, whichever way holds the key. No match gives index
- * -1; two matching ways (rare) mix their indexes into one that is either
- * beyond the pool or names a region the check under the reference
- * rejects. All of these end in the full lookup.
+ * The four ways of a hint set, each as by a load-acquire (pairs with the
+ * release in mrc_hints_put()). On x86-64 one aligned 16-byte load: each
+ * aligned 4-byte way in it is read atomically, and x86 orders it before
+ * every later load, so it is four acquire loads in one instruction
+ * instead of four loads and three shuffles. TSan cannot see inside the
+ * asm, so its builds (and other targets) load the ways one by one.
  */
-static inline uint32_t hint_candidate(const struct mrc_cache *cache,
-				      uint64_t start)
+static inline mrc_u32x4 hint_ways(const uint32_t *set)
 {
-	uint32_t tag;
-	const uint32_t *set = hint_set(cache, start, &tag);
-	/* Pairs with the release in mrc_hints_remember(). */
-	mrc_u32x4 e = {
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+	mrc_u32x4 e;
+
+	/* The memory clobber makes it an acquire for the compiler too. */
+	__asm__("movdqa %1, %0" : "=x"(e) : "m"(*(const mrc_u32x4 *)set) : "memory");
+	return e;
+#else
+	return (mrc_u32x4){
 		mrc_load_acquire(&set[0]), mrc_load_acquire(&set[1]),
 		mrc_load_acquire(&set[2]), mrc_load_acquire(&set[3]),
 	};
-	mrc_u32x4 match = (mrc_u32x4)((e >> MRC_HINT_INDEX_BITS) == tag);
+#endif
+}
+
+/*
+ * The pool index of the common hit's candidate for the request of @key:
+ * a way of the key's hint set with the key's tag. The four
+ * ways are compared at once (one vector compare where the target has
+ * vectors) and the matching entries ORed together: no branch, whichever
+ * way holds the key. No match gives index -1; two matching ways (rare)
+ * mix their indexes into one that is either beyond the pool or names a
+ * region the check under the reference rejects. All of these end in the
+ * full lookup.
+ */
+static inline uint32_t hint_candidate(const struct mrc_cache *cache,
+				      uint64_t key)
+{
+	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
+	uint64_t hash = mrc_hints_hash(key);
+	mrc_u32x4 e = hint_ways(&h->slot[mrc_hints_set(h, hash)]);
+	mrc_u32x4 match = (mrc_u32x4)((e >> MRC_HINT_INDEX_BITS) == mrc_hints_tag(hash));
 	mrc_u64x2 hit = (mrc_u64x2)(e & match);
 	uint64_t halves = hit[0] | hit[1];
 
@@ -350,64 +415,128 @@ static inline uint32_t hint_candidate(const struct mrc_cache *cache,
 
 /*
  * A slot hit that failed its check: let go of the slot (nudging the lock
- * holder if the region is dead and parked) and look properly.
+ * holder if the region is dead, since a reclaimer may have parked it
+ * while it was published) and look properly.
  */
 static __attribute__((noinline)) int unpublish_then_get(struct mrc_cache *cache,
-							 struct mrc_tref *t,
 							 struct mrc_region *r,
-							 uint64_t start, uint64_t end,
+							 const void *addr, uint64_t end,
 							 uint32_t access,
 							 struct mrc_region **region)
 {
-	mrc_tref_release(t, mrc_tref_slot_of(r), r);
+	mrc_tref_release(mrc_tref_self, mrc_tref_slot_of(r), r);
 	if (mrc_load_relaxed(&r->state) & MRC_DEAD)
 		mrc_cache_nudge(cache);
-	return get_rest(cache, start, end, access, region);
+	return get_checked(cache, addr, end, access, region);
 }
 
 /*
  * The hit through this thread's slot: publish, then check. The load of the
  * state word after the slot store is what the reclaimer's fence orders
  * (threadrefs.h); a region not DEAD now cannot be deregistered until the
- * slot is released. Return SLOT_HIT, SLOT_TAKEN (the slot holds a region:
- * the caller takes a compare-and-swap reference instead), or the result of
- * the full lookup (0 or an error) when the region failed the check.
+ * slot is released, nor reused, so the range checked after it is the
+ * region's own. The candidate may be anything (a stale front entry or
+ * hint): one already dead is published too, and then let go with a nudge
+ * (unpublish_then_get).
  */
-enum { SLOT_HIT = 1, SLOT_TAKEN = 2 };
+enum slot_result { SLOT_HIT, SLOT_TAKEN, SLOT_FAILED };
 
-static inline int slot_hit(struct mrc_cache *cache, struct mrc_tref *t,
-			   struct mrc_region *r, uint64_t start, uint64_t end,
-			   uint32_t access, struct mrc_region **region)
+static inline enum slot_result slot_hit(struct mrc_tref *t,
+					struct mrc_region *r, uint64_t addr,
+					uint64_t end, uint32_t access)
 {
 	unsigned int k = mrc_tref_slot_of(r);
 
+	/* Held by another region, or this one (a thread holds it once). */
 	if (mrc_unlikely(mrc_tref_slot_held(t->slot[k])))
 		return SLOT_TAKEN;
-	/*
-	 * A region already dead (a hint not yet replaced) is not published
-	 * at all: a publication the reclaimer might see would park it and
-	 * cost a nudge; only one racing the kill does.
-	 */
-	if (mrc_unlikely(mrc_load_relaxed(&r->state) & MRC_DEAD))
-		return get_rest(cache, start, end, access, region);
 	mrc_tref_publish(t, k, r);
 	if (mrc_unlikely((mrc_load_acquire(&r->state) & MRC_DEAD) ||
-			 !region_serves(r, start, end, access)))
-		return unpublish_then_get(cache, t, r, start, end, access, region);
+			 !region_serves(r, addr, end, access)))
+		return SLOT_FAILED;
 	mrc_tref_count_hit(t, r);
-	*region = r;
 	return SLOT_HIT;
+}
+
+/* Paranoid mode: prove a hit's pages are the ones registered. */
+static __attribute__((noinline)) int verify_hit(struct mrc_cache *cache,
+						const struct mrc_region *r)
+{
+	mrc_pfn_verify(cache, r);
+	return 0;
 }
 
 /* The candidate did not serve after all: drop it and look properly. */
 static __attribute__((noinline)) int reject_then_get(struct mrc_cache *cache,
 						     struct mrc_region *r,
-						     uint64_t start, uint64_t end,
+						     const void *addr, uint64_t end,
 						     uint32_t access,
 						     struct mrc_region **region)
 {
 	unref_unused(cache, r);
-	return get_rest(cache, start, end, access, region);
+	return get_checked(cache, addr, end, access, region);
+}
+
+/*
+ * Hand out candidate @r (from a front entry or a hint) if it serves:
+ * through this thread's slot (@t, thread refs) or a compare-and-swap
+ * reference. Inlined into its two callers, each a leaf of the hit path.
+ */
+static inline __attribute__((always_inline)) int
+get_candidate(struct mrc_cache *cache, const void *addr, uint64_t end,
+	      uint32_t access, struct mrc_region **region, struct mrc_tref *t,
+	      struct mrc_region *r)
+{
+	uint64_t old;
+
+	if (t) {
+		switch (slot_hit(t, r, (uintptr_t)addr, end, access)) {
+		case SLOT_HIT:
+			goto hit;
+		case SLOT_FAILED:
+			return unpublish_then_get(cache, r, addr, end, access, region);
+		case SLOT_TAKEN:
+			break;
+		}
+	}
+	if (mrc_unlikely(!mrc_region_try_ref(r, &old)))
+		return get_checked(cache, addr, end, access, region);
+	if (mrc_unlikely(!region_serves(r, (uintptr_t)addr, end, access)))
+		return reject_then_get(cache, r, addr, end, access, region);
+	note_hit(cache, old);
+hit:
+	*region = r;
+	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
+		return verify_hit(cache, r);
+	return 0;
+}
+
+/*
+ * The hit through the hint table, when no front entry named a candidate.
+ * A function of its own, entered by a jump: the front entry's hit then
+ * has few enough values live to need no saved register.
+ */
+static __attribute__((noinline)) int get_hinted(struct mrc_cache *cache,
+						const void *addr, uint64_t end,
+						uint32_t access,
+						struct mrc_region **region,
+						struct mrc_tref *t)
+{
+	uint64_t key = mrc_hints_key((uintptr_t)addr);
+	uint32_t index = hint_candidate(cache, key);
+	struct mrc_region *r;
+
+	/* Also catches "no candidate": index 0 - 1 wraps to the top. */
+	if (mrc_unlikely(index >= mrc_region_pool_capacity(&cache->pool)))
+		return get_checked(cache, addr, end, access, region);
+	r = mrc_region_at(&cache->pool, index);
+	/*
+	 * Remembered before it is checked: one that fails sends the get to
+	 * get_checked(), which remembers what really served it.
+	 */
+	if (t)
+		*mrc_tref_front_of(t, key) = (struct mrc_tref_front){ key, r };
+	return get_candidate(cache, addr, end, access, region, t, r);
 }
 
 /**
@@ -425,56 +554,42 @@ static __attribute__((noinline)) int reject_then_get(struct mrc_cache *cache,
  * access, after the cache evicted and retried (a merge that fails is never
  * the cause).
  *
- * The hit path is arranged so that no value is live across a call on the
- * way to a hit (every call is the last thing its branch does), which lets
- * the compiler keep it in scratch registers.
+ * The fast path below is a leaf: everything it does not answer goes, as
+ * the last thing its branch does, to get_checked() or a function ending
+ * there, with the caller's arguments. So no value is live across a call
+ * and no register needs saving. It checks only what it must to read
+ * memory safely (NULL pointers, a range that is empty or wraps: end <= addr
+ * catches both); get_checked() repeats every check and gives the message.
+ * The request is not rounded out to pages: a region's bounds are page
+ * aligned, so it serves [addr, end) exactly when it serves the rounded range.
  */
 int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 	    uint32_t access, struct mrc_region **region)
 {
-	uint64_t start = 0, end = 0, old;
-	struct mrc_region *r;
+	uint64_t a = (uintptr_t)addr, end = a + len, key;
+	struct mrc_tref_front *front;
 	struct mrc_tref *t;
-	uint32_t index;
-	int ret;
 
-	if (mrc_unlikely(!cache || !region))
-		return mrc_error(EINVAL, "%s is NULL", cache ? "region pointer" : "cache");
-	ret = request_range(cache, addr, len, &start, &end);
-	if (mrc_unlikely(ret))
-		return ret;
+	if (mrc_unlikely(!cache || !region || !a || end <= a))
+		return get_checked(cache, addr, end, access, region);
 	if (!access)
 		access = cache->default_access;
 	/* A forked child or destroyed cache fails monitor_quiet() (fork.c). */
 	if (mrc_unlikely(mrc_load_relaxed(&cache->deferred) ||
 			 !monitor_quiet(cache)))
-		return get_rest(cache, start, end, access, region);
-	index = hint_candidate(cache, start);
-	/* Also catches "no candidate": index 0 - 1 wraps to the top. */
-	if (mrc_unlikely(index >= mrc_region_pool_capacity(&cache->pool)))
-		return get_rest(cache, start, end, access, region);
-	r = mrc_region_at(&cache->pool, index);
+		return get_checked(cache, addr, end, access, region);
 	t = mrc_tref_for(cache);
 	if (t) {
-		ret = slot_hit(cache, t, r, start, end, access, region);
-		if (mrc_likely(ret == SLOT_HIT))
-			goto hit;
-		if (ret != SLOT_TAKEN)
-			return ret;
+		key = mrc_hints_key(a);
+		front = mrc_tref_front_of(t, key);
+		if (front->key == key)
+			return get_candidate(cache, addr, end, access, region, t,
+					     front->region);
 	} else if (mrc_unlikely(cache->thread_refs)) {
 		/* Not bound yet, or puts wait for this thread: get_rest() does both. */
-		return get_rest(cache, start, end, access, region);
+		return get_checked(cache, addr, end, access, region);
 	}
-	if (mrc_unlikely(!mrc_region_try_ref(r, &old)))
-		return get_rest(cache, start, end, access, region);
-	if (mrc_unlikely(!region_serves(r, start, end, access)))
-		return reject_then_get(cache, r, start, end, access, region);
-	note_hit(cache, old);
-	*region = r;
-hit:
-	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
-		mrc_pfn_verify(cache, r);
-	return 0;
+	return get_hinted(cache, addr, end, access, region, t);
 }
 
 /**

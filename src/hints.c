@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include "hints.h"
+#include "platform.h"
 
 #define MRC_HINTS_MIN_SLOTS (1u << 10)
 #define MRC_HINTS_MAX_SLOTS (1u << 24)
@@ -63,6 +64,20 @@ static int too_full(uint64_t slots, size_t regions)
 	return (uint64_t)regions * 4 > slots * 3;
 }
 
+/*
+ * Give a replaced table's memory back but for its first page, which holds
+ * the header: a late reader must still find a valid shift (a zero one
+ * would index far past the table). The hints left on that page are stale
+ * guesses, which a reader checks like any other.
+ */
+static void empty_retired(struct mrc_hints *old, size_t len)
+{
+	size_t page = mrc_page_size();
+
+	if (len > page)
+		madvise((char *)old + page, len - page, MADV_DONTNEED);
+}
+
 /**
  * mrc_hints_grow() - keep 4/3 to 8/3 slots per cached region.
  * @table: the cache's table; cache lock held.
@@ -87,7 +102,7 @@ void mrc_hints_grow(struct mrc_hint_table *table, size_t regions,
 	seed(h, arg);
 	/* Pairs with the acquire load of readers: they see h filled. */
 	mrc_store_release(&table->current, h);
-	madvise(old, table->current_len, MADV_DONTNEED);
+	empty_retired(old, table->current_len);
 	retired->table[retired->count] = old;
 	retired->len[retired->count++] = table->current_len;
 	table->current_len = len;

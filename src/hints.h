@@ -13,9 +13,10 @@
  *
  * The table grows with the cache. A replaced table cannot be freed while a
  * lock-free reader may still be looking at it, so it is emptied with
- * MADV_DONTNEED instead: its memory goes back to the kernel, and a late
- * reader finds zero pages, i.e. no hints. The mappings are unmapped with
- * the cache.
+ * MADV_DONTNEED instead, all but the first page (the header, which a late
+ * reader needs intact, and a few stale hints): its memory goes back to
+ * the kernel, and a late reader finds zero pages, i.e. no hints. The
+ * mappings are unmapped with the cache.
  */
 #ifndef MRC_HINTS_H
 #define MRC_HINTS_H
@@ -32,7 +33,8 @@
 struct mrc_hints {
 	uint64_t mask;			/* slots - 1 */
 	uint32_t shift;			/* 64 - log2(slots) */
-	uint32_t slot[];
+	/* Aligned so that a set is 16 bytes in one line (one vector load). */
+	uint32_t slot[] __attribute__((aligned(16)));
 };
 
 #define MRC_HINTS_MAX_RETIRED 48
@@ -58,15 +60,32 @@ typedef void (*mrc_hints_seed_fn)(struct mrc_hints *h, void *arg);
 void mrc_hints_grow(struct mrc_hint_table *table, size_t regions,
 		    mrc_hints_seed_fn seed, void *arg);
 
+/*
+ * The key of a request: the 4 KiB block its first byte lies in. A fixed
+ * shift rather than the page size's costs the hit path no load and no
+ * shift register; with larger pages a page merely has several keys.
+ * Every key is computed from the request's own address as the caller
+ * gave it (or a region's start), never from a rounded one.
+ */
+#define MRC_HINT_KEY_SHIFT	12
+
+static inline uint64_t mrc_hints_key(uint64_t addr)
+{
+	return addr >> MRC_HINT_KEY_SHIFT;
+}
+
 static inline uint64_t mrc_hints_hash(uint64_t key)
 {
 	return key * 0x9e3779b97f4a7c15ull;
 }
 
-/* First slot of the set for @hash; the set's slots share a cache line. */
+/*
+ * First slot of the set for @hash; the set's slots share a cache line.
+ * The shift alone keeps it below the slot count (shift = 64 - log2 slots).
+ */
 static inline uint64_t mrc_hints_set(const struct mrc_hints *h, uint64_t hash)
 {
-	return (hash >> h->shift) & h->mask & ~(uint64_t)(MRC_HINT_WAYS - 1);
+	return (hash >> h->shift) & ~(uint64_t)(MRC_HINT_WAYS - 1);
 }
 
 /*
@@ -87,7 +106,7 @@ static inline uint32_t mrc_hints_entry(uint64_t hash, uint32_t index)
 }
 
 /*
- * Remember in table @h that region @index served the request at page @key;
+ * Remember in table @h that region @index served the request of @key;
  * any thread, no lock. Release pairs with the hit path's acquire of the
  * slot, so a reader that sees the index also sees the region it names
  * initialized and the pool grown to hold it.

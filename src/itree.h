@@ -36,6 +36,8 @@ struct mrc_itree_node {
 struct mrc_itree {
 	struct mrc_itree_node *root;
 	size_t count;
+	/* Last node in start order: an insert past it needs no descent. */
+	struct mrc_itree_node *rightmost;
 };
 
 void mrc_itree_init(struct mrc_itree *tree);

@@ -238,14 +238,14 @@ static void init_region(struct mrc_region *r, const struct merge_set *set)
 
 /*
  * A grown hint table starts with a hint for each cached region under the
- * key of its first page, so growth does not send every hit to the tree.
+ * key of its start, so growth does not send every hit to the tree.
  */
 static void seed_hints(struct mrc_hints *h, void *arg)
 {
 	struct mrc_cache *cache = arg;
 
 	for (struct mrc_region *r = cache->lru_head; r; r = r->lru_next)
-		mrc_hints_put(h, r->node.start >> cache->page_shift, r->index);
+		mrc_hints_put(h, mrc_hints_key(r->node.start), r->index);
 }
 
 /* Put the registered region in service with one reference for the caller. */

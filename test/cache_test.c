@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache_check.h"
@@ -74,6 +75,72 @@ static struct mrc_cache_attr attr_merge(uint32_t merge)
 {
 	return (struct mrc_cache_attr){ .comp_mask = MRC_ATTR_MERGE, .merge = merge };
 }
+
+static void sleep_20ms(void *arg)
+{
+	(void)arg;
+	usleep(20000);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * provider_ns is the time spent in the provider, in nanoseconds: at least
+ * what the registration slept, at most the whole get around it (a clock
+ * in the wrong unit, TSC ticks not converted, lands outside).
+ */
+START_TEST(provider_time_is_nanoseconds)
+{
+	struct mrc_region *r;
+	uint64_t t0, t1;
+
+	make_cache(NULL);
+	fake.reg_hook = sleep_20ms;
+	t0 = now_ns();
+	r = get_ok(P(0), page, 1);
+	t1 = now_ns();
+	put_ok(r);
+	ck_assert_uint_ge(stats().provider_ns, 20000000);
+	ck_assert_uint_le(stats().provider_ns, t1 - t0);
+}
+END_TEST
+
+/*
+ * With thread refs a thread's front entries name regions of the cache it
+ * is bound to; binding to another cache must forget them, or a hit there
+ * through a key the first cache filled would hand out the first cache's
+ * region.
+ */
+START_TEST(front_entries_belong_to_one_cache)
+{
+	struct fake_provider fake2;
+	struct mrc_provider prov2;
+	struct mrc_cache *cache2;
+	struct mrc_region *r;
+
+	setenv("MRCACHE_THREAD_REFS", "1", 1);
+	make_cache(NULL);
+	fake_init(&fake2);
+	prov2 = fake_provider(&fake2);
+	ck_assert_int_eq(mrc_cache_create(&prov2, NULL, &cache2), 0);
+	unsetenv("MRCACHE_THREAD_REFS");
+	put_ok(get_ok(P(0), page, 1));	/* fills the front entries */
+	put_ok(get_ok(P(2), page, 1));	/* of two keys in the first cache */
+	put_ok(get_ok(P(2), page, 1));
+	r = cache_get_ok(cache2, P(0), page, 1);	/* binds to the second */
+	cache_put_ok(cache2, r);
+	r = cache_get_ok(cache2, P(2), page, 1);
+	ck_assert_uint_eq(fake_read(&fake2, &fake2.count), 2);
+	cache_put_ok(cache2, r);
+	fake_teardown(cache2, &fake2);
+}
+END_TEST
 
 START_TEST(hit_reuses_registration)
 {
@@ -762,6 +829,8 @@ static Suite *cache_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, hit_reuses_registration);
+	tcase_add_test(tc, provider_time_is_nanoseconds);
+	tcase_add_test(tc, front_entries_belong_to_one_cache);
 	tcase_add_test(tc, range_is_page_aligned);
 	tcase_add_test(tc, overlap_merges_and_old_dies_at_last_put);
 	tcase_add_test(tc, adjacent_merge_follows_policy);

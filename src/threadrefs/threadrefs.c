@@ -7,7 +7,8 @@
  * Records are allocated once and never freed (a reclaimer may be scanning
  * them), linked on one list; a record whose thread exited is reused by the
  * next new thread. The per-thread state is one record whatever the number
- * of regions or caches: eight slots, a hit count and a 16-entry log.
+ * of regions or caches: eight slots, a hit count, a 16-entry log and
+ * eight front entries.
  */
 #include <errno.h>
 #include <linux/membarrier.h>
@@ -163,6 +164,9 @@ void mrc_trefs_bind(struct mrc_cache *cache)
 	if (t->cache != cache) {
 		flush_hits(t);
 		mrc_store_relaxed(&t->harvested, t->pos);
+		/* Front entries name regions of the cache bound so far only. */
+		for (unsigned int i = 0; i < MRC_TREF_FRONT; i++)
+			t->front[i] = (struct mrc_tref_front){ MRC_TREF_NO_KEY, NULL };
 		mrc_store_release(&t->cache, cache);
 	}
 }

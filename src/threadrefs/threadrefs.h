@@ -35,7 +35,19 @@ struct mrc_region;
 
 #define MRC_TREF_SLOTS		8	/* power of two */
 #define MRC_TREF_LOG		16	/* recent hits kept for the LRU */
+#define MRC_TREF_FRONT		8	/* front entries, power of two */
 #define MRC_TREF_RELEASED	((uintptr_t)1)
+#define MRC_TREF_NO_KEY		UINT64_MAX	/* an empty front entry */
+
+/*
+ * A front entry: the region this thread last got for a request of @key
+ * (mrc_hints_key()) from the bound cache. A guess like a hint (the region may
+ * have died or been reused since): the hit checks it as it checks a hint.
+ */
+struct mrc_tref_front {
+	uint64_t key;
+	struct mrc_region *region;
+};
 
 struct mrc_tref {
 	/* Line 0: the slots, stored to by the owner only. */
@@ -61,6 +73,12 @@ struct mrc_tref {
 	struct mrc_tref *next;		/* all records, never freed */
 	uint32_t state;			/* enum mrc_tref_state */
 	uint32_t serving;		/* owner is serving requests */
+
+	/*
+	 * Lines 5-6: the owner's front entries, by request key, for @cache
+	 * only (emptied when the record is bound to another cache).
+	 */
+	struct mrc_tref_front front[MRC_TREF_FRONT] __attribute__((aligned(64)));
 };
 
 enum mrc_tref_state {
@@ -126,6 +144,13 @@ static inline void mrc_tref_count_hit(struct mrc_tref *t, struct mrc_region *r)
 
 	mrc_store_relaxed(&t->log[pos & (MRC_TREF_LOG - 1)], r);
 	mrc_store_release(&t->pos, pos + 1);
+}
+
+/* The front entry a request of @key would use. */
+static inline struct mrc_tref_front *mrc_tref_front_of(struct mrc_tref *t,
+							uint64_t key)
+{
+	return &t->front[key & (MRC_TREF_FRONT - 1)];
 }
 
 /* threadrefs.c: records, binding, thread exit, fork, remote puts */
