@@ -3,15 +3,9 @@
  * The watcher's libc-hooks backend: the hooks write every range they see
  * changing into the process-wide record (src/hooks/record.h) before the
  * call runs; this backend reads the record from its own cursor and fires
- * the watches overlapping each range (an interval tree of live watches).
- *
- * Validity. The hooks know nothing of watches, so no per-watch word moves
- * before the memory changes; a watch's word moves when a collect fires it.
- * A check therefore also looks at what was recorded but not collected: one
- * load of the record's event word tells whether there is any (the usual
- * answer: no), and only then are the pending ranges scanned, read-only, so
- * a check never fires anything or calls anyone. See hooks_valid() for the
- * order of the loads.
+ * the watches overlapping each range (range_watches.c, which also holds
+ * the check: the record's event word, and the pending ranges only when it
+ * moved).
  *
  * The pollable fd. A hook runs inside any libc call, in signal handlers,
  * inside malloc's locks and in vfork children: it may only touch the
@@ -34,14 +28,12 @@
 #include "error.h"
 #include "hooks/hooks.h"
 #include "hooks/record.h"
-#include "watch/watcher.h"
+#include "watch/range_watches.h"
 
 #define MRC_WATCH_HOOKS_POLL_MS 1
 
 struct hooks_backend {
-	struct mrc_itree tree;	/* live watches, lock held */
-	uint64_t cursor;	/* next record position to collect */
-	uint32_t collected;	/* event word at the last collect */
+	struct mrc_range_watches watches;
 	int event_fd;		/* -1 until mrc_watcher_fd() */
 	int signalled;		/* event_fd holds a count to reset */
 	int stop_fd;
@@ -53,6 +45,23 @@ static struct hooks_backend *hb_of(const struct mrc_watcher *w)
 	return w->priv;
 }
 
+/* The event word is loaded before the record is read. */
+static uint32_t read_record(uint64_t *cursor, mrc_range_fn fn, void *arg,
+			    int *lost)
+{
+	/* Pairs with the fetch-add in the record's push(). */
+	uint32_t word = mrc_load_acquire(mrc_record_event_word());
+
+	*lost = mrc_record_read(cursor, fn, arg);
+	return word;
+}
+
+static const struct mrc_range_record hooks_record = {
+	.event_word = mrc_record_event_word,
+	.read = read_record,
+	.overlaps = mrc_record_overlaps,
+};
+
 static int hooks_open(struct mrc_watcher *w)
 {
 	struct hooks_backend *hb;
@@ -63,11 +72,10 @@ static int hooks_open(struct mrc_watcher *w)
 	hb = calloc(1, sizeof(*hb));
 	if (!hb)
 		return mrc_error(ENOMEM, "no memory for the hooks watcher");
-	mrc_itree_init(&hb->tree);
 	hb->event_fd = -1;
 	hb->stop_fd = -1;
-	hb->collected = mrc_load_acquire(mrc_record_event_word());
-	hb->cursor = mrc_record_attach();
+	mrc_range_watches_init(&hb->watches, &hooks_record, w,
+			       mrc_record_attach());
 	w->priv = hb;
 	return 0;
 }
@@ -109,7 +117,7 @@ static int hooks_add(struct mrc_watcher *w, struct mrc_watch_slot *s,
 	if (mrc_unlikely(!mrc_hooks_intact()) && mrc_hooks_install())
 		mrc_warn("cannot put the libc hooks back after another library replaced them: %s",
 			 mrc_last_error());
-	mrc_itree_insert(&hb->tree, &s->node);
+	mrc_range_watches_insert(&hb->watches, s);
 	*word = &s->generation;
 	*generation = s->generation;
 	return 0;
@@ -117,19 +125,7 @@ static int hooks_add(struct mrc_watcher *w, struct mrc_watch_slot *s,
 
 static void hooks_remove(struct mrc_watcher *w, struct mrc_watch_slot *s)
 {
-	mrc_itree_remove(&hb_of(w)->tree, &s->node);
-}
-
-static void fire_overlapping(void *arg, uint64_t start, uint64_t end)
-{
-	struct mrc_watcher *w = arg;
-	struct mrc_itree_node *n, *next;
-
-	for (n = mrc_itree_first_overlap(&hb_of(w)->tree, start, end); n;
-	     n = next) {
-		next = mrc_itree_next_overlap(n, start, end);
-		mrc_watcher_fire(w, (struct mrc_watch_slot *)n);
-	}
+	mrc_range_watches_remove(&hb_of(w)->watches, s);
 }
 
 /* Only after a signal: a read per collect would tax every cache lookup. */
@@ -144,63 +140,30 @@ static void reset_event_fd(struct hooks_backend *hb)
 		mrc_warn("cannot reset the watcher's eventfd: %s", strerror(errno));
 }
 
-/*
- * The event word is loaded first: a range recorded later moves it again.
- * Stores, each a release that hooks_valid() pairs with: the fired watches'
- * words (mrc_watcher_fire), then the cursor, then the word collected.
- */
 static void hooks_collect(struct mrc_watcher *w)
 {
 	struct hooks_backend *hb = hb_of(w);
-	uint32_t word;
-	uint64_t cursor = hb->cursor;
 
 	reset_event_fd(hb);
-	/* Pairs with the fetch-add in the record's push(). */
-	word = mrc_load_acquire(mrc_record_event_word());
-	if (word == hb->collected)
-		return;
-	if (mrc_record_read(&cursor, fire_overlapping, w))
-		mrc_watcher_fire_all(w);
-	mrc_store_release(&hb->cursor, cursor);
-	mrc_store_release(&hb->collected, word);
+	mrc_range_watches_collect(&hb->watches);
 }
 
-/*
- * Loads in the order that makes a collect running meanwhile harmless:
- * the word collected, then the cursor, then the watch's word. A cursor
- * read here is at most as new as the watch word read after it (release
- * order in hooks_collect), so every range before the cursor either fired
- * this watch visibly or missed it, and every range from the cursor on is
- * scanned unless nothing was recorded since the collected word.
- */
 static int hooks_valid(const struct mrc_watcher *w,
 		       const struct mrc_watchpoint *wp)
 {
-	const struct hooks_backend *hb = hb_of(w);
-	uint32_t collected = mrc_load_acquire(&hb->collected);
-	uint64_t cursor = mrc_load_acquire(&hb->cursor);
-
-	if (mrc_load_acquire(wp->word) != wp->generation)
-		return 0;
-	if (mrc_likely(mrc_load_acquire(mrc_record_event_word()) == collected))
-		return 1;
-	return !mrc_record_overlaps(cursor, wp->start, wp->end);
+	return mrc_range_watches_valid(&hb_of(w)->watches, wp);
 }
 
 static int hooks_pending(const struct mrc_watcher *w)
 {
-	const struct hooks_backend *hb = hb_of(w);
-
-	return mrc_load_acquire(mrc_record_event_word()) !=
-	       mrc_load_acquire(&hb->collected);
+	return mrc_range_watches_pending(&hb_of(w)->watches);
 }
 
 static void *signaller_main(void *arg)
 {
 	struct hooks_backend *hb = arg;
 	struct pollfd stop = { .fd = hb->stop_fd, .events = POLLIN };
-	uint32_t signalled = mrc_load_acquire(&hb->collected);
+	uint32_t signalled = mrc_load_acquire(&hb->watches.collected);
 	uint64_t one = 1;
 
 	for (;;) {
@@ -209,7 +172,8 @@ static void *signaller_main(void *arg)
 		if (poll(&stop, 1, MRC_WATCH_HOOKS_POLL_MS) > 0)
 			break;
 		word = mrc_load_acquire(mrc_record_event_word());
-		if (word == signalled || word == mrc_load_acquire(&hb->collected))
+		if (word == signalled ||
+		    word == mrc_load_acquire(&hb->watches.collected))
 			continue;
 		if (write(hb->event_fd, &one, sizeof(one)) != sizeof(one))
 			break;
