@@ -40,6 +40,7 @@
 #include "platform.h"
 #include "uffd/ranges.h"
 #include "uffd/uffd.h"
+#include "uffd/wakeups.h"
 
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
@@ -209,6 +210,7 @@ static void handle_message(int fd, const struct uffd_msg *m)
 static void take_events(int fd)
 {
 	struct uffd_msg msg[32];
+	uint64_t recorded = mrc_uffd_ranges_end();
 	ssize_t n;
 
 	/*
@@ -225,6 +227,9 @@ static void take_events(int fd)
 		mrc_uffd_ranges_push(0, UINT64_MAX);
 	/* Pairs with the load-acquire in wait_recorded(). */
 	__atomic_fetch_add(&event_word, 1, __ATOMIC_RELEASE);
+	/* After the word: a woken drain finds the ranges recorded. */
+	if (mrc_uffd_ranges_end() != recorded)
+		mrc_uffd_wakeups_signal();
 }
 
 /* The reader: no lock, no allocation, no call into the cache (uffd.h). */
@@ -327,6 +332,7 @@ static void after_fork_parent(void)
 static void after_fork_child(void)
 {
 	close_fds();
+	mrc_uffd_wakeups_forget();
 	users = 0;
 	if (event_word & 1)
 		event_word++;
@@ -447,5 +453,23 @@ uint32_t mrc_uffd_read(uint64_t *cursor, mrc_uffd_range_fn fn, void *arg,
 
 int mrc_uffd_overlaps(uint64_t from, uint64_t start, uint64_t end)
 {
+	(void)wait_recorded();
 	return mrc_uffd_ranges_overlap(from, start, end);
+}
+
+int mrc_uffd_wakeup_open(struct mrc_uffd_wakeup **wk)
+{
+	int ret;
+
+	pthread_mutex_lock(&uffd_lock);
+	ret = mrc_uffd_wakeups_add(wk);
+	pthread_mutex_unlock(&uffd_lock);
+	return ret;
+}
+
+void mrc_uffd_wakeup_close(struct mrc_uffd_wakeup *wk)
+{
+	pthread_mutex_lock(&uffd_lock);
+	mrc_uffd_wakeups_remove(wk);
+	pthread_mutex_unlock(&uffd_lock);
 }

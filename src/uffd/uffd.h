@@ -57,7 +57,22 @@ typedef void (*mrc_uffd_range_fn)(void *arg, uint64_t start, uint64_t end);
 uint32_t mrc_uffd_read(uint64_t *cursor, mrc_uffd_range_fn fn, void *arg,
 		       int *lost);
 
-/* Did a range recorded from @from on overlap [start, end)? (Lost: yes.) */
+/*
+ * Did a range recorded from @from on overlap [start, end)? (Lost: yes.)
+ * Waits, as mrc_uffd_read() does, for what the reader took to be recorded.
+ */
 int mrc_uffd_overlaps(uint64_t from, uint64_t start, uint64_t end);
+
+/*
+ * An eventfd the reader signals after it recorded ranges (wakeups.c), for
+ * a consumer that polls; the caller must be attached. Open: 0 or -errno
+ * with mrc_error() set. Reset clears the count once the reader signalled
+ * (no system call otherwise); a close waits out a signal in flight.
+ */
+struct mrc_uffd_wakeup;
+int mrc_uffd_wakeup_open(struct mrc_uffd_wakeup **wk);
+void mrc_uffd_wakeup_close(struct mrc_uffd_wakeup *wk);
+int mrc_uffd_wakeup_fd(const struct mrc_uffd_wakeup *wk);
+void mrc_uffd_wakeup_reset(struct mrc_uffd_wakeup *wk);
 
 #endif /* MRC_UFFD_UFFD_H */
