@@ -122,23 +122,37 @@ static int open_backend(struct mrc_watcher *w,
 	return ret;
 }
 
-/* As a cache does: the module when loaded, else the libc hooks. */
+/*
+ * As a cache does: the module when loaded, else the libc hooks, else
+ * userfaultfd; an explicit choice fails when unavailable.
+ */
+static int choose_auto(struct mrc_watcher *w)
+{
+	int ret = open_backend(w, &mrc_watch_kmod);
+
+	if (ret != -ENODEV)
+		return ret;
+	ret = open_backend(w, &mrc_watch_hooks);
+	if (!ret)
+		return 0;
+	mrc_warn("libc hooks unavailable for a watcher, trying userfaultfd: %s",
+		 mrc_last_error());
+	return open_backend(w, &mrc_watch_uffd);
+}
+
 static int choose_backend(struct mrc_watcher *w, uint32_t kind)
 {
-	int ret;
-
 	switch (kind) {
 	case MRC_MONITOR_KMOD:
 		return open_backend(w, &mrc_watch_kmod);
 	case MRC_MONITOR_HOOKS:
 		return open_backend(w, &mrc_watch_hooks);
+	case MRC_MONITOR_UFFD:
+		return open_backend(w, &mrc_watch_uffd);
 	case MRC_MONITOR_AUTO:
-		ret = open_backend(w, &mrc_watch_kmod);
-		if (ret != -ENODEV)
-			return ret;
-		return open_backend(w, &mrc_watch_hooks);
+		return choose_auto(w);
 	default:
-		return mrc_error(ENOTSUP, "a watcher cannot use monitor '%s'; use kmod, hooks or auto",
+		return mrc_error(ENOTSUP, "a watcher cannot use monitor '%s'; use kmod, hooks, uffd or auto",
 				 mrc_monitor_kind_name(kind));
 	}
 }

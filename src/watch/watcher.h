@@ -4,9 +4,9 @@
  *
  * The core (watcher.c) owns the table of watches, the lock and the list of
  * watches that fired and wait for a drain; a backend (one per monitor:
- * backend_kmod.c, backend_hooks.c; a userfaultfd backend plugs in the same
- * way) turns what its monitor saw into mrc_watcher_fire() calls and nothing
- * else. A backend never calls the user: only mrc_watcher_drain() does, with
+ * backend_kmod.c, backend_hooks.c, backend_uffd.c, the last two over
+ * range_watches.c) turns what its monitor saw into mrc_watcher_fire() calls
+ * and nothing else. A backend never calls the user: only mrc_watcher_drain() does, with
  * the lock dropped, so a callback may take its own locks, add and remove
  * watches, while other threads check validity against it.
  */
@@ -104,5 +104,6 @@ void mrc_watcher_fire_all(struct mrc_watcher *w);
 
 extern const struct mrc_watch_backend mrc_watch_kmod;
 extern const struct mrc_watch_backend mrc_watch_hooks;
+extern const struct mrc_watch_backend mrc_watch_uffd;
 
 #endif /* MRC_WATCH_WATCHER_H */
