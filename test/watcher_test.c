@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * The watcher API (mrc_watcher_*) with the monitor named on the command
- * line: "hooks" natively, "kmod" in the VM (test/watcher_kmod.sh; exits 77
+ * line: "hooks" and "uffd" natively (test/watcher_hooks.sh,
+ * test/watcher_uffd.sh), "kmod" in the VM (test/watcher_kmod.sh; exits 77
  * without /dev/mrcache, which the VM harness turns into a failure under
  * MRCACHE_REQUIRE_VM=1).
  *
@@ -11,9 +12,12 @@
  * however many times and in however many pieces it changed; untouched and
  * removed watches are not reported; the fd becomes readable on a change
  * and quiet after a drain; a callback may remove watches; bad input gets
- * an error, and a forked child gets -ECHILD.
+ * an error, and a forked child gets -ECHILD. With uffd also: memory a
+ * userfaultfd cannot watch is refused, and one userfaultfd serves every
+ * watcher and cache of the process.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,9 +29,11 @@
 #include <unistd.h>
 
 #include "cache_check.h"
+#include "fake_provider.h"
 #include "mrcache.h"
 
 static uint32_t monitor;
+static const char *monitor_name;
 static struct mrc_watcher *w;
 static size_t page;
 
@@ -84,8 +90,7 @@ static void setup(void)
 	int ret = mrc_watcher_open(&attr, &w);
 
 	ck_assert_msg(ret == 0, "open: %s", mrc_last_error());
-	ck_assert_str_eq(mrc_watcher_monitor(w),
-			 monitor == MRC_MONITOR_KMOD ? "kmod" : "hooks");
+	ck_assert_str_eq(mrc_watcher_monitor(w), monitor_name);
 	/* Whatever earlier tests left behind is not ours. */
 	drain();
 }
@@ -148,6 +153,8 @@ START_TEST(madvise_dontneed_fires)
 	ck_assert(!mrc_watchpoint_valid(w, &wp));
 	ck_assert_int_eq(drain(), 1);
 	ck_assert_int_eq(reports[0].len, 2 * page);
+	/* A dropped page reads as zeroes (no fault waits for anyone). */
+	ck_assert_int_eq(p[page], 0);
 	mrc_watcher_remove(w, &wp);
 	munmap(p, 2 * page);
 }
@@ -298,20 +305,36 @@ START_TEST(forked_child_gets_echild)
 }
 END_TEST
 
-/* A hooks record that lapped the watcher lost ranges: report everything. */
+static int has_cookie(uint64_t cookie)
+{
+	for (int i = 0; i < nreports; i++)
+		if (reports[i].cookie == cookie)
+			return 1;
+	return 0;
+}
+
+/*
+ * A record (the hooks' or userfaultfd's, 4096 ranges) that lapped the
+ * watcher lost ranges: report every watch, the untouched one too. The
+ * noise is madvise on watched memory, which both record (userfaultfd
+ * records only registered ranges).
+ */
 START_TEST(lost_ranges_report_every_watch)
 {
-	char *p = map_pages(1);
-	struct mrc_watchpoint wp;
+	char *p = map_pages(1), *noise = map_pages(1);
+	struct mrc_watchpoint wp, wn;
 
 	watch(&wp, p, page, 4);
+	watch(&wn, noise, page, 5);
 	for (int i = 0; i < 5000; i++)
-		munmap((void *)(uintptr_t)(page * 16), page);	/* nothing there */
+		ck_assert_int_eq(madvise(noise, page, MADV_DONTNEED), 0);
 	ck_assert(!mrc_watchpoint_valid(w, &wp));
-	ck_assert_int_eq(drain(), 1);
-	ck_assert_int_eq(reports[0].cookie, 4);
+	ck_assert_int_eq(drain(), 2);
+	ck_assert(has_cookie(4) && has_cookie(5));
 	mrc_watcher_remove(w, &wp);
+	mrc_watcher_remove(w, &wn);
 	munmap(p, page);
+	munmap(noise, page);
 }
 END_TEST
 
@@ -360,13 +383,77 @@ START_TEST(checks_race_changes_and_drains)
 }
 END_TEST
 
+/* What a userfaultfd cannot register is refused, never watched blind. */
+START_TEST(uffd_refuses_what_it_cannot_watch)
+{
+	char path[] = "/tmp/mrcache-watcher-XXXXXX";
+	int fd = mkstemp(path);
+	char *f, *gone = map_pages(1);
+	struct mrc_watchpoint wp;
+
+	ck_assert(fd >= 0);
+	unlink(path);
+	ck_assert_int_eq(ftruncate(fd, page), 0);
+	f = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	ck_assert(f != MAP_FAILED);
+	ck_assert_int_eq(mrc_watcher_add(w, f, page, 1, &wp), -EOPNOTSUPP);
+	ck_assert(strstr(mrc_last_error(), "kmod"));
+	munmap(gone, page);
+	ck_assert_int_eq(mrc_watcher_add(w, gone, page, 2, &wp), -EFAULT);
+	ck_assert_int_eq(drain(), 0);
+	munmap(f, page);
+	close(fd);
+}
+END_TEST
+
+/*
+ * A range can be registered with one userfaultfd only: a second watcher
+ * and a uffd cache over the same buffer work only if the process's one
+ * userfaultfd serves them all. Each sees the change.
+ */
+START_TEST(uffd_one_userfaultfd_for_watchers_and_caches)
+{
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_MONITOR, .monitor = MRC_MONITOR_UFFD };
+	struct mrc_watcher_attr wattr = {
+		.comp_mask = MRC_WATCHER_ATTR_MONITOR, .monitor = MRC_MONITOR_UFFD };
+	struct fake_provider f;
+	struct mrc_provider prov;
+	struct mrc_cache *c;
+	struct mrc_watcher *w2;
+	struct mrc_watchpoint wp, wp2;
+	char *p = map_pages(2);
+
+	fake_init(&f);
+	prov = fake_provider(&f);
+	ck_assert_int_eq(mrc_cache_create(&prov, &attr, &c), 0);
+	cache_put_ok(c, cache_get_ok(c, p, 2 * page, 1));
+	ck_assert_int_eq(mrc_watcher_open(&wattr, &w2), 0);
+	watch(&wp, p, 2 * page, 1);
+	ck_assert_msg(mrc_watcher_add(w2, p, page, 2, &wp2) == 0, "add: %s",
+		      mrc_last_error());
+	ck_assert_int_eq(munmap(p, 2 * page), 0);
+	ck_assert(!mrc_watchpoint_valid(w, &wp));
+	ck_assert(!mrc_watchpoint_valid(w2, &wp2));
+	ck_assert_int_eq(drain(), 1);
+	ck_assert_int_eq(mrc_cache_progress(c), 0);
+	ck_assert_int_eq(cache_stats_ok(c).invalidations, 1);
+	ck_assert_int_eq(mrc_watcher_close(w2), 0);
+	fake_teardown(c, &f);
+	mrc_watcher_remove(w, &wp);
+}
+END_TEST
+
 static uint32_t parse_monitor(const char *name)
 {
+	monitor_name = name;
 	if (!strcmp(name, "kmod"))
 		return MRC_MONITOR_KMOD;
 	if (!strcmp(name, "hooks"))
 		return MRC_MONITOR_HOOKS;
-	fprintf(stderr, "usage: watcher_test hooks|kmod\n");
+	if (!strcmp(name, "uffd"))
+		return MRC_MONITOR_UFFD;
+	fprintf(stderr, "usage: watcher_test hooks|kmod|uffd\n");
 	exit(2);
 }
 
@@ -395,8 +482,12 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, bad_input_is_refused);
 	tcase_add_test(tc, forked_child_gets_echild);
 	tcase_add_test(tc, checks_race_changes_and_drains);
-	if (monitor == MRC_MONITOR_HOOKS)
+	if (monitor != MRC_MONITOR_KMOD)	/* the module's ring is per watch */
 		tcase_add_test(tc, lost_ranges_report_every_watch);
+	if (monitor == MRC_MONITOR_UFFD) {
+		tcase_add_test(tc, uffd_refuses_what_it_cannot_watch);
+		tcase_add_test(tc, uffd_one_userfaultfd_for_watchers_and_caches);
+	}
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);
 }
