@@ -234,6 +234,30 @@ START_TEST(callback_may_remove_watches)
 }
 END_TEST
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
+/*
+ * New pages at @p. Under a sanitizer its own memory sometimes lands in the
+ * hole munmap leaves (seen once in six ASan runs with uffd, whose reader
+ * thread runs meanwhile), so there the mapping is replaced without a hole
+ * (MAP_FIXED: an unmap to every monitor); the plain build unmaps.
+ */
+static char *remap_pages(char *p, size_t n)
+{
+	char *q;
+
+	if (!SANITIZED)
+		ck_assert_int_eq(munmap(p, n * page), 0);
+	q = mmap(p, n * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+		 (SANITIZED ? MAP_FIXED : MAP_FIXED_NOREPLACE), -1, 0);
+	ck_assert(q == p);
+	return q;
+}
+
 /* An address reused for new memory: the old watch stays invalid. */
 START_TEST(remap_at_same_address_stays_invalid)
 {
@@ -241,10 +265,7 @@ START_TEST(remap_at_same_address_stays_invalid)
 	struct mrc_watchpoint old, fresh;
 
 	watch(&old, p, 2 * page, 1);
-	ck_assert_int_eq(munmap(p, 2 * page), 0);
-	q = mmap(p, 2 * page, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	ck_assert(q == p);
+	q = remap_pages(p, 2);
 	ck_assert(!mrc_watchpoint_valid(w, &old));
 	watch(&fresh, q, 2 * page, 2);
 	ck_assert_int_eq(drain(), 1);
