@@ -134,9 +134,11 @@ static int move_pages_refill(char *p, size_t len, int fill)
 }
 
 const struct mem_change mem_changes[] = {
-	{ "munmap+mmap", munmap_remap, 1, 1, 1 },
-	{ "syscall(SYS_munmap)+mmap", raw_munmap_remap, 0, 1, 1 },
-	{ "move_pages", move_pages_refill, 0, 0, 0 },
+	{ "munmap+mmap", munmap_remap, 1, 1, 1, 1 },
+	/* The kernel reports the unmap to a userfaultfd, whoever called. */
+	{ "syscall(SYS_munmap)+mmap", raw_munmap_remap, 0, 1, 1, 1 },
+	/* Migration is the kernel's own doing: no userfaultfd event. */
+	{ "move_pages", move_pages_refill, 0, 0, 0, 0 },
 };
 const size_t n_mem_changes = sizeof(mem_changes) / sizeof(mem_changes[0]);
 
@@ -144,5 +146,9 @@ int mem_change_seen(const struct mem_change *c, const char *monitor)
 {
 	if (!monitor)
 		return c->runtime_sees;
-	return strcmp(monitor, "hooks") || c->hooks_see;
+	if (!strcmp(monitor, "hooks"))
+		return c->hooks_see;
+	if (!strcmp(monitor, "uffd"))
+		return c->uffd_sees;
+	return 1;
 }

@@ -17,6 +17,7 @@ struct mem_change {
 	int (*apply)(char *p, size_t len, int fill);
 	int runtime_sees;	/* the runtime's own hooks see it */
 	int hooks_see;		/* mrcache's libc hooks see it (the module sees all) */
+	int uffd_sees;		/* the kernel reports it to a userfaultfd */
 	/*
 	 * An unseen change leaves a stale registration. Not so for
 	 * move_pages: a pinned page cannot move, so the old registration
@@ -43,7 +44,10 @@ int mem_node(char *p);
 int mem_move(char *p, size_t len, int node);
 /* This process's pinned memory (VmPin: what registrations hold), in KiB. */
 long mem_pinned_kib(void);
-/* Should a run with this monitor ("kmod", "hooks"; NULL: the runtime's own) see @c? */
+/*
+ * Should a run with this monitor ("kmod", "hooks", "uffd"; NULL: the
+ * runtime's own) see @c?
+ */
 int mem_change_seen(const struct mem_change *c, const char *monitor);
 
 #endif /* MRC_TEST_MEM_CHANGES_H */

@@ -9,7 +9,9 @@
 #                can fail: this is what it fails on);
 #   shim, kmod   LD_PRELOAD=libmrcache-ofi.so: every case is fresh;
 #   shim, hooks  MRCACHE_MONITOR=hooks: fresh but for move_pages, which no
-#                libc hook can see.
+#                libc hook can see;
+#   shim, uffd   MRCACHE_MONITOR=uffd: fresh after the raw munmap too (the
+#                kernel reports it), but not move_pages (no event for it).
 # Each also tries to migrate a registered buffer: the pages move on a
 # second try with the module (libfabric was told and let go), never
 # without. Then the trim path (ofi_test trim): the module loaded again
@@ -32,6 +34,7 @@ export MRCACHE_OFI_ADDR
 run "libfabric's own monitor" env FI_LOG_LEVEL=warn "$app" native
 run "shim, kmod" env LD_PRELOAD="$lib" MRCACHE_OFI_VERBOSE=1 "$app" shim kmod
 run "shim, hooks" env LD_PRELOAD="$lib" MRCACHE_MONITOR=hooks "$app" shim hooks
+run "shim, uffd" env LD_PRELOAD="$lib" MRCACHE_MONITOR=uffd "$app" shim uffd
 run "FI_MR_CACHE_MONITOR wins" env LD_PRELOAD="$lib" FI_MR_CACHE_MONITOR=memhooks \
 	"$app" native-with-shim
 

@@ -4,7 +4,7 @@
  * VM), with libmrcache-ofi.so preloaded or not:
  *
  *   ofi_test shim [MONITOR]   every change gives a fresh registration, and
- *                             the shim runs with MONITOR (kmod, hooks)
+ *                             the shim runs with MONITOR (kmod, hooks, uffd)
  *   ofi_test native           libfabric's own monitor: the changes it
  *                             misses (a raw munmap system call) give the
  *                             stale registration back: what the shim fixes
@@ -313,7 +313,7 @@ static int check_mode(const char *mode, const char *want)
 		return loaded && !shim_in_use(NULL);
 	if (!strcmp(mode, "trim"))
 		return shim_in_use("kmod");
-	fprintf(stderr, "usage: ofi_test shim [kmod|hooks] | native | native-with-shim | trim SLOTS\n");
+	fprintf(stderr, "usage: ofi_test shim [kmod|hooks|uffd] | native | native-with-shim | trim SLOTS\n");
 	exit(2);
 }
 

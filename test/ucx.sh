@@ -10,6 +10,8 @@
 #                fail: this is what it fails on);
 #   shim, kmod   LD_PRELOAD=libmrcache-ucx.so: the new bytes every time;
 #   shim, hooks  MRCACHE_MONITOR=hooks: new bytes but after move_pages;
+#   shim, uffd   MRCACHE_MONITOR=uffd: new bytes after the raw munmap too
+#                (the kernel reports it), not move_pages (no event for it);
 #   shim, add    MRCACHE_UCX_MODE=add: UCX keeps its hooks, the module adds
 #                what they miss.
 # Each of these also tries to migrate a registered buffer: the pages move
@@ -38,6 +40,7 @@ export UCX_RNDV_THRESH=8k UCX_WARN_UNUSED_ENV_VARS=n
 run "UCX's own hooks" "$app" native
 run "shim, kmod" env LD_PRELOAD="$lib" MRCACHE_UCX_VERBOSE=1 "$app" shim kmod
 run "shim, hooks" env LD_PRELOAD="$lib" MRCACHE_MONITOR=hooks "$app" shim hooks
+run "shim, uffd" env LD_PRELOAD="$lib" MRCACHE_MONITOR=uffd "$app" shim uffd
 run "shim, add" env LD_PRELOAD="$lib" MRCACHE_UCX_MODE=add MRCACHE_UCX_VERBOSE=1 "$app" shim kmod
 
 # NAME HOLD(wake|report) WANT(fresh|stale) [NO_SYNC]: ucx_test race.

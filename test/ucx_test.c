@@ -243,7 +243,7 @@ static int run_race(char *out, const char *hold, const char *want)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ucx_test shim [kmod|hooks] | native | race wake|report fresh|stale\n");
+	fprintf(stderr, "usage: ucx_test shim [kmod|hooks|uffd] | native | race wake|report fresh|stale\n");
 	exit(2);
 }
 
