@@ -17,7 +17,8 @@
  * may already have returned, so a drain waits for the word to be even.
  * The reader never takes a lock, allocates nothing and calls nothing of
  * the cache, so a thread that holds the cache lock (or malloc's) and
- * unmaps a registered range cannot deadlock with it.
+ * unmaps a registered range cannot deadlock with it. After recording it
+ * writes the consumers' wakeup eventfds (wakeups.c), never blocking.
  */
 #ifndef MRC_UFFD_UFFD_H
 #define MRC_UFFD_UFFD_H

@@ -117,9 +117,7 @@ static int hooks_add(struct mrc_watcher *w, struct mrc_watch_slot *s,
 	if (mrc_unlikely(!mrc_hooks_intact()) && mrc_hooks_install())
 		mrc_warn("cannot put the libc hooks back after another library replaced them: %s",
 			 mrc_last_error());
-	mrc_range_watches_insert(&hb->watches, s);
-	*word = &s->generation;
-	*generation = s->generation;
+	mrc_range_watches_insert(&hb->watches, s, word, generation);
 	return 0;
 }
 

@@ -96,9 +96,7 @@ static int uffd_add(struct mrc_watcher *w, struct mrc_watch_slot *s,
 
 	if (ret)
 		return ret;
-	mrc_range_watches_insert(&ub->watches, s);
-	*word = &s->generation;
-	*generation = s->generation;
+	mrc_range_watches_insert(&ub->watches, s, word, generation);
 	return 0;
 }
 

@@ -33,9 +33,12 @@ void mrc_range_watches_init(struct mrc_range_watches *rw,
 }
 
 void mrc_range_watches_insert(struct mrc_range_watches *rw,
-			      struct mrc_watch_slot *s)
+			      struct mrc_watch_slot *s, const uint64_t **word,
+			      uint64_t *generation)
 {
 	mrc_itree_insert(&rw->tree, &s->node);
+	*word = &s->generation;
+	*generation = s->generation;
 }
 
 void mrc_range_watches_remove(struct mrc_range_watches *rw,

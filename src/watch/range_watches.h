@@ -52,9 +52,13 @@ void mrc_range_watches_init(struct mrc_range_watches *rw,
 			    const struct mrc_range_record *record,
 			    struct mrc_watcher *w, uint64_t cursor);
 
-/* Watcher lock held. */
+/*
+ * Watcher lock held. Insert: a backend's add(); the word a check compares
+ * is the slot's own generation, moved when a collect fires it.
+ */
 void mrc_range_watches_insert(struct mrc_range_watches *rw,
-			      struct mrc_watch_slot *s);
+			      struct mrc_watch_slot *s, const uint64_t **word,
+			      uint64_t *generation);
 void mrc_range_watches_remove(struct mrc_range_watches *rw,
 			      struct mrc_watch_slot *s);
 void mrc_range_watches_collect(struct mrc_range_watches *rw);
