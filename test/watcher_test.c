@@ -13,17 +13,23 @@
  * removed watches are not reported; the fd becomes readable on a change
  * and quiet after a drain; a callback may remove watches; bad input gets
  * an error, and a forked child gets -ECHILD. With uffd also: memory a
- * userfaultfd cannot watch is refused, and one userfaultfd serves every
- * watcher and cache of the process.
+ * userfaultfd cannot watch is refused, one userfaultfd serves every
+ * watcher and cache of the process, and AUTO takes uffd where a W^X
+ * seccomp policy keeps the hooks from patching libc.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -465,6 +471,61 @@ START_TEST(uffd_one_userfaultfd_for_watchers_and_caches)
 }
 END_TEST
 
+/* A W^X policy: mprotect asking for write and execute fails with EPERM. */
+static int forbid_writable_code(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 5),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mprotect, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, PROT_EXEC, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+
+	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	       syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
+/* In a child that cannot patch libc: AUTO's watcher, a change seen by it. */
+static int auto_without_hooks(const char *want)
+{
+	struct mrc_watcher *x;
+	struct mrc_watchpoint wp;
+	char *p = map_pages(1);
+
+	if (forbid_writable_code() || mrc_watcher_open(NULL, &x))
+		return 1;
+	fprintf(stderr, "AUTO without the hooks: %s\n", mrc_watcher_monitor(x));
+	if (strcmp(mrc_watcher_monitor(x), want) ||
+	    mrc_watcher_add(x, p, page, 3, &wp) || munmap(p, page) ||
+	    mrc_watchpoint_valid(x, &wp))
+		return 1;
+	nreports = 0;
+	return mrc_watcher_drain(x, record, NULL) != 1 || reports[0].cookie != 3 ||
+	       mrc_watcher_close(x);
+}
+
+/* AUTO takes the module, else the hooks, else userfaultfd. */
+START_TEST(auto_falls_back_to_uffd_without_hooks)
+{
+	const char *want = access("/dev/mrcache", R_OK | W_OK) ? "uffd" : "kmod";
+	pid_t pid = fork();
+	int status;
+
+	ck_assert(pid >= 0);
+	if (!pid) {
+		unsetenv("MRCACHE_MONITOR");
+		_exit(auto_without_hooks(want));
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
 static uint32_t parse_monitor(const char *name)
 {
 	monitor_name = name;
@@ -508,6 +569,7 @@ int main(int argc, char **argv)
 	if (monitor == MRC_MONITOR_UFFD) {
 		tcase_add_test(tc, uffd_refuses_what_it_cannot_watch);
 		tcase_add_test(tc, uffd_one_userfaultfd_for_watchers_and_caches);
+		tcase_add_test(tc, auto_falls_back_to_uffd_without_hooks);
 	}
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);
