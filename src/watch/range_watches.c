@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * Watches over a record of changed ranges (range_watches.h): the tree of
- * live watches, the collect that fires them, and the lock-free check.
+ * live watches and the collect that fires them (the lock-free check is
+ * inline in range_watches.h).
  */
 #include "atomics.h"
 #include "watch/range_watches.h"
@@ -78,32 +79,4 @@ void mrc_range_watches_collect(struct mrc_range_watches *rw)
 		mrc_watcher_fire_all(rw->watcher);
 	mrc_store_release(&rw->cursor, cursor);
 	mrc_store_release(&rw->collected, word);
-}
-
-/*
- * Loads in the order that makes a collect running meanwhile harmless:
- * the word collected, then the cursor, then the watch's word. A cursor
- * read here is at most as new as the watch word read after it (release
- * order in mrc_range_watches_collect), so every range before the cursor
- * either fired this watch visibly or missed it, and every range from the
- * cursor on is scanned unless nothing was recorded since the collected
- * word.
- */
-int mrc_range_watches_valid(const struct mrc_range_watches *rw,
-			    const struct mrc_watchpoint *wp)
-{
-	uint32_t collected = mrc_load_acquire(&rw->collected);
-	uint64_t cursor = mrc_load_acquire(&rw->cursor);
-
-	if (mrc_load_acquire(wp->word) != wp->generation)
-		return 0;
-	if (mrc_likely(mrc_load_acquire(rw->event_word) == collected))
-		return 1;
-	return !rw->record->overlaps(cursor, wp->start, wp->end);
-}
-
-int mrc_range_watches_pending(const struct mrc_range_watches *rw)
-{
-	return mrc_load_acquire(rw->event_word) !=
-	       mrc_load_acquire(&rw->collected);
 }

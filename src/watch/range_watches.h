@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "atomics.h"
 #include "itree.h"
 #include "watch/watcher.h"
 
@@ -63,9 +64,35 @@ void mrc_range_watches_remove(struct mrc_range_watches *rw,
 			      struct mrc_watch_slot *s);
 void mrc_range_watches_collect(struct mrc_range_watches *rw);
 
-/* Lock-free. */
-int mrc_range_watches_valid(const struct mrc_range_watches *rw,
-			    const struct mrc_watchpoint *wp);
-int mrc_range_watches_pending(const struct mrc_range_watches *rw);
+/*
+ * Lock-free, and inline: a runtime checks at every cache hit. Loads in
+ * the order that makes a collect running meanwhile harmless: the word
+ * collected, then the cursor, then the watch's word. A cursor
+ * read here is at most as new as the watch word read after it (release
+ * order in mrc_range_watches_collect), so every range before the cursor
+ * either fired this watch visibly or missed it, and every range from the
+ * cursor on is scanned unless nothing was recorded since the collected
+ * word.
+ */
+static inline int
+mrc_range_watches_valid(const struct mrc_range_watches *rw,
+			const struct mrc_watchpoint *wp)
+{
+	uint32_t collected = mrc_load_acquire(&rw->collected);
+	uint64_t cursor = mrc_load_acquire(&rw->cursor);
+
+	if (mrc_load_acquire(wp->word) != wp->generation)
+		return 0;
+	if (mrc_likely(mrc_load_acquire(rw->event_word) == collected))
+		return 1;
+	return !rw->record->overlaps(cursor, wp->start, wp->end);
+}
+
+static inline int
+mrc_range_watches_pending(const struct mrc_range_watches *rw)
+{
+	return mrc_load_acquire(rw->event_word) !=
+	       mrc_load_acquire(&rw->collected);
+}
 
 #endif /* MRC_WATCH_RANGE_WATCHES_H */
