@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -471,6 +472,82 @@ START_TEST(uffd_one_userfaultfd_for_watchers_and_caches)
 }
 END_TEST
 
+static int noise_stop;
+
+/* Events for the userfaultfd reader to signal, as fast as they come. */
+static void *madvise_noise(void *arg)
+{
+	while (!__atomic_load_n(&noise_stop, __ATOMIC_ACQUIRE))
+		madvise(arg, page, MADV_DONTNEED);
+	return NULL;
+}
+
+/* One round: open, take the fd, close; does the fd's number get a write? */
+static int stray_signal_round(const struct mrc_watcher_attr *attr)
+{
+	struct mrc_watcher *x;
+	uint64_t count;
+	int fd, stray;
+
+	if (mrc_watcher_open(attr, &x) || mrc_watcher_fd(x) < 0)
+		return -1;
+	usleep(100);	/* the reader is inside its delay now and then */
+	mrc_watcher_close(x);
+	fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	usleep(3000);	/* past the reader's delay: its write, if any, landed */
+	stray = read(fd, &count, sizeof(count)) == sizeof(count);
+	close(fd);
+	return stray;
+}
+
+/*
+ * `watcher_test stray-signal`, with the reader pausing 1 ms between
+ * claiming a watcher's wakeup and writing it: closing that watcher must
+ * wait the write out, or the write lands on the fd number the process
+ * reuses at once (here an eventfd nobody signals). No ck_assert here.
+ */
+static int stray_signal(void)
+{
+	struct mrc_watcher_attr attr = {
+		.comp_mask = MRC_WATCHER_ATTR_MONITOR, .monitor = MRC_MONITOR_UFFD };
+	struct mrc_watchpoint wn;
+	pthread_t t;
+	char *noise;
+	int stray = 0, ret = 0;
+
+	page = sysconf(_SC_PAGESIZE);
+	noise = mmap(NULL, page, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (noise == MAP_FAILED || mrc_watcher_open(&attr, &w) ||
+	    mrc_watcher_add(w, noise, page, 1, &wn) ||
+	    pthread_create(&t, NULL, madvise_noise, noise))
+		return 2;
+	for (int i = 0; i < 200 && ret >= 0; i++)
+		stray += ret = stray_signal_round(&attr);
+	__atomic_store_n(&noise_stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	fprintf(stderr, "stray signals after close: %d of 200 rounds\n", stray);
+	return ret < 0 ? 2 : stray != 0;
+}
+
+/* In a fresh process: the delay must be set before the reader starts. */
+START_TEST(uffd_closed_fd_gets_no_stray_signal)
+{
+	pid_t pid = fork();
+	int status;
+
+	ck_assert(pid >= 0);
+	if (!pid) {
+		setenv("MRCACHE_TEST_WAKEUP_DELAY_US", "1000", 1);
+		execl("/proc/self/exe", "watcher_test", "stray-signal",
+		      (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
 /* A W^X policy: mprotect asking for write and execute fails with EPERM. */
 static int forbid_writable_code(void)
 {
@@ -567,6 +644,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "auto-without-hooks"))
 		return auto_without_hooks();
+	if (argc > 1 && !strcmp(argv[1], "stray-signal"))
+		return stray_signal();
 	s = suite_create("watcher");
 	tc = tcase_create("watcher");
 	monitor = parse_monitor(argc > 1 ? argv[1] : "hooks");
@@ -595,6 +674,7 @@ int main(int argc, char **argv)
 		tcase_add_test(tc, uffd_refuses_what_it_cannot_watch);
 		tcase_add_test(tc, uffd_one_userfaultfd_for_watchers_and_caches);
 		tcase_add_test(tc, auto_falls_back_to_uffd_without_hooks);
+		tcase_add_test(tc, uffd_closed_fd_gets_no_stray_signal);
 	}
 	suite_add_tcase(s, tc);
 	return check_run_suite(s);

@@ -285,6 +285,7 @@ static int open_all(void)
 	int ret;
 
 	page_mask = mrc_page_size() - 1;
+	mrc_uffd_wakeups_init();
 	uffd = open_with_features();
 	if (uffd < 0) {
 		ret = uffd;

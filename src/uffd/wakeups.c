@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "atomics.h"
@@ -32,6 +33,20 @@ struct mrc_uffd_wakeup {
 
 /* The list; pushed under the caller's lock, walked by the reader. */
 static struct mrc_uffd_wakeup *wakeups;
+/*
+ * MRCACHE_TEST_WAKEUP_DELAY_US: the reader pauses between claiming a
+ * wakeup and writing it, so a test can close the watcher inside that
+ * window (test/watcher_test.c). Read before the reader starts.
+ */
+static struct timespec test_delay;
+
+void mrc_uffd_wakeups_init(void)
+{
+	const char *us = getenv("MRCACHE_TEST_WAKEUP_DELAY_US");
+	long n = us ? atol(us) : 0;
+
+	test_delay = (struct timespec){ n / 1000000, n % 1000000 * 1000 };
+}
 
 static struct mrc_uffd_wakeup *free_node(void)
 {
@@ -95,11 +110,15 @@ static void signal_one(struct mrc_uffd_wakeup *wk)
 {
 	uint32_t armed = WAKEUP_ARMED;
 	uint64_t one = 1;
+	int fd;
 
 	if (!mrc_cas(&wk->state, &armed, WAKEUP_WRITING))
 		return;
+	fd = wk->fd;	/* the number stays this file's until the state moves */
+	if (mrc_unlikely(test_delay.tv_sec | test_delay.tv_nsec))
+		nanosleep(&test_delay, NULL);
 	/* EAGAIN: the count is already as high as it goes, still readable. */
-	(void)!write(wk->fd, &one, sizeof(one));
+	(void)!write(fd, &one, sizeof(one));
 	/* After the write: pairs with the exchange in mrc_uffd_wakeup_reset(). */
 	mrc_store_release(&wk->signalled, 1);
 	/* Pairs with the compare-and-swap in mrc_uffd_wakeups_remove(). */

@@ -16,6 +16,8 @@
 
 #include "uffd/uffd.h"
 
+/* Lock held, before the reader starts: read the test's delay setting. */
+void mrc_uffd_wakeups_init(void);
 /* Lock held: a new armed wakeup with its own eventfd. 0 or -errno. */
 int mrc_uffd_wakeups_add(struct mrc_uffd_wakeup **out);
 /* Lock held: disarm @wk (waiting out a write in flight), close its fd. */
