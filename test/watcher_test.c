@@ -472,6 +472,27 @@ START_TEST(uffd_one_userfaultfd_for_watchers_and_caches)
 }
 END_TEST
 
+/*
+ * `watcher_test MODE` in a fresh process, which must exit 0: for cases
+ * that need a process of their own (a setting read when the userfaultfd
+ * opens, a seccomp policy), and new threads, which a sanitizer's runtime
+ * refuses in the child of a threaded fork. Check's asserts are only here.
+ */
+static void run_fresh(const char *mode)
+{
+	pid_t pid = fork();
+	int status;
+
+	ck_assert(pid >= 0);
+	if (!pid) {
+		execl("/proc/self/exe", "watcher_test", mode, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "watcher_test %s: status %#x", mode, status);
+}
+
 static int noise_stop;
 
 /* Events for the userfaultfd reader to signal, as fast as they come. */
@@ -533,18 +554,8 @@ static int stray_signal(void)
 /* In a fresh process: the delay must be set before the reader starts. */
 START_TEST(uffd_closed_fd_gets_no_stray_signal)
 {
-	pid_t pid = fork();
-	int status;
-
-	ck_assert(pid >= 0);
-	if (!pid) {
-		setenv("MRCACHE_TEST_WAKEUP_DELAY_US", "1000", 1);
-		execl("/proc/self/exe", "watcher_test", "stray-signal",
-		      (char *)NULL);
-		_exit(127);
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	setenv("MRCACHE_TEST_WAKEUP_DELAY_US", "1000", 1);
+	run_fresh("stray-signal");
 }
 END_TEST
 
@@ -603,24 +614,10 @@ static int auto_without_hooks(void)
 	       mrc_watcher_close(x);
 }
 
-/*
- * AUTO takes the module, else the hooks, else userfaultfd. A fresh
- * process: this one runs the reader thread, and a sanitizer's runtime
- * cannot start threads in the child of a threaded fork.
- */
+/* AUTO takes the module, else the hooks, else userfaultfd. */
 START_TEST(auto_falls_back_to_uffd_without_hooks)
 {
-	pid_t pid = fork();
-	int status;
-
-	ck_assert(pid >= 0);
-	if (!pid) {
-		execl("/proc/self/exe", "watcher_test", "auto-without-hooks",
-		      (char *)NULL);
-		_exit(127);
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	run_fresh("auto-without-hooks");
 }
 END_TEST
 
