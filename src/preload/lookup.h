@@ -41,13 +41,15 @@ static inline struct mrc_cache *preload_lookup(struct ibv_pd *pd,
 	uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
 	struct mrc_cache *cache;
 
-	if (seq & 1 || __atomic_load_n(&s->pd, __ATOMIC_RELAXED) != pd ||
-	    __atomic_load_n(&s->access, __ATOMIC_RELAXED) != access)
+	/*
+	 * Acquire loads of fields slot_write() releases: a field it wrote
+	 * brings its odd sequence along, so the second load of the sequence
+	 * (kept after them by the acquires) sees the write and says retry.
+	 */
+	if (seq & 1 || __atomic_load_n(&s->pd, __ATOMIC_ACQUIRE) != pd ||
+	    __atomic_load_n(&s->access, __ATOMIC_ACQUIRE) != access)
 		return NULL;
-	cache = __atomic_load_n(&s->cache, __ATOMIC_RELAXED);
-	/* Pairs with the release fence in slot_write(): the fields read
-	 * above are older than the sequence read below. */
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	cache = __atomic_load_n(&s->cache, __ATOMIC_ACQUIRE);
 	return __atomic_load_n(&s->seq, __ATOMIC_RELAXED) == seq ? cache : NULL;
 }
 
