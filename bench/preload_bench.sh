@@ -139,7 +139,7 @@ echo "ucx_perftest tag_bw 1 MiB, MB/s (median of $reps, range):"
 base=$(pick ucx none | median)
 for v in none preload remote; do
 	m=$(pick ucx $v | median)
-	printf '  %-8s %10s  (%s)  ratio %.2f\n' "$v" "$m" "$(pick ucx $v | spread)" "$(awk -v a="$m" -v b="$base" 'BEGIN { print a / b }')"
+	printf '  %-8s %10s  (%s)  ratio %.2f\n' "$v" "$m" "$(pick ucx $v | spread)" "$(ratio "$m" "$base")"
 done
 echo "preload_app, us per message (median of $reps, range); us inside reg+dereg per message (median, range); that / static's median message:"
 for size in 4096 65536 1048576; do

@@ -125,6 +125,19 @@ long mem_pinned_kib(void)
 	return kib;
 }
 
+int mem_send_until_unpinned(long pinned, size_t len, int (*send)(void *arg),
+			    void *arg)
+{
+	for (int i = 0; i < 100; i++) {
+		if (send(arg))
+			return 0;
+		if (mem_pinned_kib() < pinned + (long)(len / 1024))
+			return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
 /* Every page to the other NUMA node (the VM's --numa), then new bytes. */
 static int move_pages_refill(char *p, size_t len, int fill)
 {

@@ -45,6 +45,16 @@ int mem_move(char *p, size_t len, int node);
 /* This process's pinned memory (VmPin: what registrations hold), in KiB. */
 long mem_pinned_kib(void);
 /*
+ * A runtime frees the registrations its cache dropped at its next
+ * registration, and the shim's drain thread may report late on a loaded
+ * host: call @send (a registration and a send from another buffer) until
+ * VmPin is below @pinned + @len, every 20 ms for two seconds at most.
+ * Return: 1 once it is, 0 when it stays (without the module it does, for
+ * good) or @send returned nonzero.
+ */
+int mem_send_until_unpinned(long pinned, size_t len, int (*send)(void *arg),
+			    void *arg);
+/*
  * Should a run with this monitor ("kmod", "hooks", "uffd"; NULL: the
  * runtime's own) see @c?
  */

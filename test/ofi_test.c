@@ -152,22 +152,13 @@ static int run_case(const struct mem_change *c)
 	return fresh == want && after == want_bytes;
 }
 
-/*
- * libfabric frees the registrations notify dropped at its next
- * registration; the shim's drain thread notifies asynchronously. So
- * register @q until the pin of @p is gone (VmPin) or for two seconds (as
- * long as the pin stays, for good, without the module).
- */
-static void register_until_released(char *q, long pinned)
+/* A registration and write from @arg, for mem_send_until_unpinned(). */
+static int write_other(void *arg)
 {
 	char landed;
 
-	for (int i = 0; i < 100; i++) {
-		write_through_cache(q, &landed);
-		if (mem_pinned_kib() < pinned + LEN / 1024)
-			return;
-		usleep(20000);
-	}
+	write_through_cache(arg, &landed);
+	return 0;
 }
 
 /*
@@ -187,7 +178,7 @@ static int run_migration(void)
 	long pinned = mem_pinned_kib();
 	int tried = mem_move(p, LEN, to), moved, ok;
 
-	register_until_released(q, pinned);
+	mem_send_until_unpinned(pinned, LEN, write_other, q);
 	moved = mem_move(p, LEN, to);
 	memset(p, 'B', LEN);
 	k2 = write_through_cache(p, &after);
