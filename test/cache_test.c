@@ -711,7 +711,7 @@ static uint32_t prepare_neighbour(const struct merge_case *mc, char *nb,
 		return RD | WR;
 	case NB_UNMAPPED:
 		*cached = get_ok(nb, page, RD | WR);
-		ck_assert_int_eq(munmap(nb, page), 0);
+		unmap_neighbour(nb, page, P(ARENA_PAGES - DECOY_PAGES));
 		fake_add_fault(&fake, nb, page, RD | WR);
 		return RD | WR;
 	default:
@@ -744,6 +744,7 @@ START_TEST(merge_failure_falls_back_to_request)
 	ck_assert_uint_eq(s.merges + s.upgrades, 0);
 	if (mc->kind == NB_UNMAPPED) {
 		/* Stale: invalidated, and deregistered (it was idle). */
+		assert_still_unmapped(nb, page);
 		ck_assert_uint_eq(s.invalidations, 1);
 		ck_assert_uint_eq(fake.live, 1);
 	} else {
