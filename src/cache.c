@@ -536,14 +536,20 @@ static void print_stats(struct mrc_cache *cache)
 	struct mrc_stats s;
 
 	fill_stats(cache, &s);
+	/*
+	 * "refs": the references hits take, thread slots or the state word's
+	 * compare-and-swap (thread refs fall back to it without membarrier);
+	 * not in struct mrc_stats, whose layout callers compiled against.
+	 */
 	fprintf(stderr,
-		"mrcache: pid %d provider %s monitor %s: hits %" PRIu64
+		"mrcache: pid %d provider %s monitor %s refs %s: hits %" PRIu64
 		" misses %" PRIu64 " merges %" PRIu64 " upgrades %" PRIu64
 		" evictions %" PRIu64 " invalidations %" PRIu64
 		" reg %" PRIu64 " (failed %" PRIu64 ", retried %" PRIu64
 		") dereg %" PRIu64 " provider time %.3f ms peak pinned %" PRIu64
 		" bytes\n",
-		(int)getpid(), s.provider, s.monitor, s.hits, s.misses,
+		(int)getpid(), s.provider, s.monitor,
+		cache->thread_refs ? "thread" : "cas", s.hits, s.misses,
 		s.merges, s.upgrades, s.evictions, s.invalidations, s.reg_calls,
 		s.reg_failures, s.retries, s.dereg_calls, s.provider_ns / 1e6,
 		s.peak_bytes_pinned);

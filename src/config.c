@@ -341,6 +341,8 @@ int mrc_config_load(const struct mrc_cache_attr *attr,
 		.merge = MRC_MERGE_ADJACENT,
 		.memlock = 1,
 		.monitor = MRC_MONITOR_AUTO,
+		/* Used only where membarrier allows it (mrc_trefs_available). */
+		.thread_refs = 1,
 	};
 	ret = load_environment(config);
 	if (!ret && attr)

@@ -19,6 +19,7 @@
 #include "merge_cases.h"
 #include "fake_provider.h"
 #include "mrcache.h"
+#include "threadrefs/mode.h"
 
 static struct fake_provider fake;
 static struct mrc_cache *cache;
@@ -35,8 +36,28 @@ static void make_cache(const struct mrc_cache_attr *attr)
 	ck_assert_int_eq(mrc_cache_create(&prov, attr, &cache), 0);
 }
 
+/*
+ * MRCACHE_THREAD_REFS as the run was started with (scripts/test.sh runs
+ * this suite with 0 too): cases that set it put it back, so that with
+ * CK_FORK=no the cases after them still run in the run's mode.
+ */
+static char refs_env_run[64];
+static int refs_env_was_set;
+
+static void restore_refs_env(void)
+{
+	if (refs_env_was_set)
+		setenv("MRCACHE_THREAD_REFS", refs_env_run, 1);
+	else
+		unsetenv("MRCACHE_THREAD_REFS");
+}
+
 static void setup(void)
 {
+	const char *refs = getenv("MRCACHE_THREAD_REFS");
+
+	refs_env_was_set = refs != NULL;
+	snprintf(refs_env_run, sizeof(refs_env_run), "%s", refs ? refs : "");
 	page = (size_t)sysconf(_SC_PAGESIZE);
 	arena = mmap(NULL, ARENA_PAGES * page, PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -52,6 +73,7 @@ static void teardown(void)
 	munmap(arena, ARENA_PAGES * page);
 	unsetenv("MRCACHE_MAX_REGIONS");
 	unsetenv("MRCACHE_MERGE");
+	restore_refs_env();
 }
 
 #define PFN_SAME_FRAMES_OK "pfn check: hits on unchanged pages passed"
@@ -124,12 +146,13 @@ START_TEST(front_entries_belong_to_one_cache)
 	struct mrc_cache *cache2;
 	struct mrc_region *r;
 
+	/* Front entries exist only with thread refs: on in either CI pass. */
 	setenv("MRCACHE_THREAD_REFS", "1", 1);
 	make_cache(NULL);
 	fake_init(&fake2);
 	prov2 = fake_provider(&fake2);
 	ck_assert_int_eq(mrc_cache_create(&prov2, NULL, &cache2), 0);
-	unsetenv("MRCACHE_THREAD_REFS");
+	restore_refs_env();
 	put_ok(get_ok(P(0), page, 1));	/* fills the front entries */
 	put_ok(get_ok(P(2), page, 1));	/* of two keys in the first cache */
 	put_ok(get_ok(P(2), page, 1));
@@ -565,19 +588,17 @@ START_TEST(child_after_fork_cannot_use_parent_cache)
 }
 END_TEST
 
-START_TEST(stats_printed_at_destroy)
+static const struct mrc_cache_attr print_stats_attr = {
+	.comp_mask = MRC_ATTR_PRINT_STATS, .print_stats = 1,
+};
+
+/* Destroy the cache (made with print_stats_attr); what it printed in @buf. */
+static void destroy_capturing(char *buf, size_t size)
 {
-	struct mrc_cache_attr attr = {
-		.comp_mask = MRC_ATTR_PRINT_STATS, .print_stats = 1,
-	};
-	char buf[1024] = "";
 	FILE *tmp = tmpfile();
 	int saved = dup(2);
 
 	ck_assert_ptr_nonnull(tmp);
-	make_cache(&attr);
-	get_put(P(0), page);
-	get_put(P(0), page);
 	fflush(stderr);
 	dup2(fileno(tmp), 2);
 	ck_assert_int_eq(mrc_cache_destroy(cache), 0);
@@ -586,9 +607,49 @@ START_TEST(stats_printed_at_destroy)
 	dup2(saved, 2);
 	close(saved);
 	rewind(tmp);
-	ck_assert_uint_gt(fread(buf, 1, sizeof(buf) - 1, tmp), 0);
+	ck_assert_uint_gt(fread(buf, 1, size - 1, tmp), 0);
 	fclose(tmp);
+}
+
+START_TEST(stats_printed_at_destroy)
+{
+	char buf[1024] = "";
+
+	make_cache(&print_stats_attr);
+	get_put(P(0), page);
+	get_put(P(0), page);
+	destroy_capturing(buf, sizeof(buf));
 	ck_assert_ptr_nonnull(strstr(buf, "hits 1 misses 1"));
+}
+END_TEST
+
+/*
+ * Thread refs are the default wherever the kernel has private expedited
+ * membarrier; MRCACHE_THREAD_REFS=0 (or off, no, false) chooses the
+ * compare-and-swap. The cache names its references in the statistics
+ * line, and mrc_trefs_expected() (src/threadrefs/mode.h: what the benches
+ * report and the fuzz test expects) must say the same.
+ */
+static const char *const refs_env[] = { NULL, "0", "OFF", "1" };
+
+START_TEST(stats_line_names_references)
+{
+	const char *env = refs_env[_i];
+	int thread = !(env && mrc_trefs_env_off(env)) && mrc_trefs_membarrier_ok();
+	char buf[1024] = "";
+
+	if (env)
+		setenv("MRCACHE_THREAD_REFS", env, 1);
+	else
+		unsetenv("MRCACHE_THREAD_REFS");
+	make_cache(&print_stats_attr);
+	ck_assert_int_eq(mrc_trefs_expected(), thread);
+	get_put(P(0), page);
+	get_put(P(0), page);
+	destroy_capturing(buf, sizeof(buf));
+	ck_assert_msg(strstr(buf, thread ? " refs thread:" : " refs cas:"),
+		      "MRCACHE_THREAD_REFS=%s: wanted %s references: %s",
+		      env ? env : "(unset)", thread ? "thread" : "cas", buf);
 }
 END_TEST
 
@@ -852,6 +913,8 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, environment_sets_bounds);
 	tcase_add_test(tc, child_after_fork_cannot_use_parent_cache);
 	tcase_add_test(tc, stats_printed_at_destroy);
+	tcase_add_loop_test(tc, stats_line_names_references, 0,
+			    (int)(sizeof(refs_env) / sizeof(refs_env[0])));
 	tcase_add_test(tc, memlock_limit_bounds_idle_memory);
 	tcase_add_loop_test(tc, merge_failure_falls_back_to_request, 0,
 			    (int)(sizeof(merge_cases) / sizeof(merge_cases[0])));

@@ -37,6 +37,7 @@
 
 #include "fake_provider.h"
 #include "mrcache.h"
+#include "threadrefs/mode.h"
 
 #define ARENA_PAGES	64
 #define MAX_HELD	48
@@ -67,6 +68,7 @@ static struct {
 	struct mrc_region *other_region;
 	uint32_t merge, default_access;
 	int bounded;
+	int thread_refs;	/* the caches' hits go through thread slots */
 	struct model_region m[ROUND_MAX_OPS + 2];	/* by fake handle */
 	size_t held[MAX_HELD];				/* fake handles */
 	size_t nheld;
@@ -200,15 +202,15 @@ static uint64_t visible_hits(void)
 }
 
 /*
- * With thread refs (MRCACHE_THREAD_REFS=1) a hit through a slot is counted
- * in the thread's record at once, so a dead referenced region's hits may
- * already show: the count lies between the visible hits and all of them.
+ * With thread refs (the default; MRCACHE_THREAD_REFS=0 turns them off) a
+ * hit through a slot is counted in the thread's record at once, so a dead
+ * referenced region's hits may already show: the count lies between the
+ * visible hits and all of them. With compare-and-swap references it is
+ * exactly the visible hits.
  */
 static int hits_match(uint64_t got, uint64_t visible)
 {
-	const char *env = getenv("MRCACHE_THREAD_REFS");
-
-	if (env && strcmp(env, "0"))
+	if (fz.thread_refs)
 		return got >= visible && got <= fz.want.hits;
 	return got == visible;
 }
@@ -719,9 +721,11 @@ int main(void)
 	fz.max_ops = (unsigned long)env_u64("MRCACHE_FUZZ_OPS", 0);
 	fz.deadline = now() + seconds;
 	fz.page = (size_t)sysconf(_SC_PAGESIZE);
-	printf("fuzz_test: seed %" PRIu64 " (MRCACHE_TEST_SEED=%" PRIu64 " replays), %s %g\n",
+	fz.thread_refs = mrc_trefs_expected();
+	printf("fuzz_test: seed %" PRIu64 " (MRCACHE_TEST_SEED=%" PRIu64 " replays), %s %g, %s references\n",
 	       fz.seed, fz.seed, fz.max_ops ? "calls" : "seconds",
-	       fz.max_ops ? (double)fz.max_ops : seconds);
+	       fz.max_ops ? (double)fz.max_ops : seconds,
+	       fz.thread_refs ? "thread" : "compare-and-swap");
 	fflush(stdout);
 	fz.arena = mmap(NULL, ARENA_PAGES * fz.page, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "mode.h"
 #include "threadrefs.h"
 
 __thread struct mrc_tref *mrc_tref_self __attribute__((tls_model("initial-exec")));
@@ -76,9 +77,7 @@ static void after_fork_child(void);
  */
 static void records_init(void)
 {
-	long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-
-	if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) ||
+	if (!mrc_trefs_membarrier_ok() ||
 	    syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0))
 		return;
 	if (pthread_key_create(&exit_key, thread_exit))
