@@ -8,7 +8,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -16,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +22,7 @@
 #include "cache_check.h"
 #include "fake_provider.h"
 #include "mrcache.h"
+#include "threadrefs/mode.h"
 
 static struct fake_provider fake;
 static struct mrc_cache *cache;
@@ -657,22 +656,31 @@ START_TEST(concurrent_remaps_never_serve_stale_pages)
 END_TEST
 
 /*
- * Thread references on (MRCACHE_THREAD_REFS): the cases where regions die
- * while hits take and drop references, the race above among them. They
- * fall back to compare-and-swap references without membarrier, which
- * would make this pass without testing them: refuse that.
+ * The run's references: thread refs by default. Without private expedited
+ * membarrier they would fall back to the compare-and-swap, and the cases
+ * below would test it twice and thread refs never: refuse that.
  */
-static void setup_thread_refs(void)
+static void setup_run_refs(void)
 {
-	long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-
-	ck_assert_msg(cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED),
+	ck_assert_msg(mrc_trefs_env_off(getenv("MRCACHE_THREAD_REFS")) ||
+		      mrc_trefs_membarrier_ok(),
 		      "no private expedited membarrier: thread refs would be off");
-	setenv("MRCACHE_THREAD_REFS", "1", 1);
 	setup();
 }
 
-static TCase *thread_refs_cases(void)
+/*
+ * Compare-and-swap references (MRCACHE_THREAD_REFS=0), pinned: the cases
+ * where regions die while hits take and drop references, the race above
+ * among them, once more on the fallback path, which a kernel without
+ * membarrier and every opted-out program use.
+ */
+static void setup_cas_refs(void)
+{
+	setenv("MRCACHE_THREAD_REFS", "0", 1);
+	setup();
+}
+
+static TCase *cas_refs_cases(void)
 {
 	const TTest *const tests[] = {
 		munmap_drops_region, referenced_region_dies_at_last_put,
@@ -680,9 +688,9 @@ static TCase *thread_refs_cases(void)
 		destroy_while_progress_thread_drains,
 		concurrent_remaps_never_serve_stale_pages,
 	};
-	TCase *tc = tcase_create("thread_refs");
+	TCase *tc = tcase_create("cas_refs");
 
-	tcase_add_checked_fixture(tc, setup_thread_refs, teardown);
+	tcase_add_checked_fixture(tc, setup_cas_refs, teardown);
 	tcase_set_timeout(tc, 60);
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
 		tcase_add_test(tc, tests[i]);
@@ -701,7 +709,7 @@ int main(void)
 			strerror(errno));
 		return 77;
 	}
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup_run_refs, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, kmod_monitor_is_used);
 	tcase_add_test(tc, munmap_drops_region);
@@ -721,7 +729,7 @@ int main(void)
 	tcase_add_test(tc, destroy_while_progress_thread_drains);
 	tcase_add_test(tc, concurrent_remaps_never_serve_stale_pages);
 	suite_add_tcase(s, tc);
-	suite_add_tcase(s, thread_refs_cases());
+	suite_add_tcase(s, cas_refs_cases());
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
