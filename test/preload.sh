@@ -78,6 +78,15 @@ field() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" <<<"$stats"; }
 asan=$(ldd "$lib" 2>/dev/null | awk '/libasan/ { print $3 }')
 preload=${asan:+$asan }$lib
 
+# The references hits take: thread refs by default, the compare-and-swap
+# when MRCACHE_THREAD_REFS says no (run by hand with MRCACHE_THREAD_REFS=0).
+# Every kernel this runs on has private expedited membarrier (4.14 on),
+# so no fallback is expected.
+case ${MRCACHE_THREAD_REFS:-1} in
+0 | [Nn][Oo] | [Oo][Ff][Ff] | [Ff][Aa][Ll][Ss][Ee]) refs=cas ;;
+*) refs=thread ;;
+esac
+
 preloaded() {
 	local monitor=$1 name=$2
 	shift 2
@@ -85,7 +94,8 @@ preloaded() {
 		MRCACHE_MONITOR="$monitor" "$@"
 	[[ -n $stats ]] || fail "$name ($monitor): no MRCACHE_STATS line"
 	[[ $monitor == auto ]] && monitor=kmod
-	[[ $stats == *"monitor $monitor:"* ]] || fail "$name: wanted monitor $monitor: $stats"
+	[[ $stats == *"monitor $monitor refs $refs:"* ]] ||
+		fail "$name: wanted monitor $monitor, refs $refs: $stats"
 }
 
 monitors=(hooks)

@@ -21,6 +21,7 @@
 #include "mrcache.h"
 #include "lookup.h"
 #include "preload.h"
+#include "threadrefs/mode.h"
 
 struct preload_cache {
 	struct ibv_pd *pd;
@@ -264,12 +265,12 @@ static int stats_wanted(void)
 
 static void print_line(FILE *f, const struct mrc_stats *sum)
 {
-	fprintf(f, "mrcache-preload: pid %d monitor %s: hits %" PRIu64
+	fprintf(f, "mrcache-preload: pid %d monitor %s refs %s: hits %" PRIu64
 		" misses %" PRIu64 " invalidations %" PRIu64
 		" evictions %" PRIu64 " reg %" PRIu64 " dereg %" PRIu64
 		" passthrough %" PRIu64 "\n",
 		(int)getpid(), sum->monitor[0] ? sum->monitor : "none",
-		sum->hits, sum->misses, sum->invalidations, sum->evictions,
+		mrc_trefs_expected() ? "thread" : "cas", sum->hits, sum->misses, sum->invalidations, sum->evictions,
 		sum->reg_calls, sum->dereg_calls,
 		__atomic_load_n(&passthrough, __ATOMIC_RELAXED));
 }
