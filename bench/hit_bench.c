@@ -30,10 +30,11 @@
  *               EVICT_BOUND regions, evicts one.
  * One {"bench":"miss"|"invalidate"|"evict"} line each, in wall and in
  * CPU time of the thread (mrcache with the first monitor given).
- * MRCACHE_THREAD_REFS in the environment is reported as "thread_refs" on
- * every hit and slow-path line.
+ * Every hit and slow-path line says which references mrcache's hits took,
+ * "thread_refs":"on" (the default) or "off" (MRCACHE_THREAD_REFS=0, or no
+ * private expedited membarrier: compare-and-swap references).
  *
- * Build: gcc -O2 -std=gnu11 -Wall -Wextra -Werror -I include \
+ * Build: gcc -O2 -std=gnu11 -Wall -Wextra -Werror -I include -I src \
  *          bench/hit_bench.c -L src/.libs -lmrcache \
  *          $(pkg-config --cflags --libs ucx-ucs hwloc) -lpthread
  * Usage: hit_bench [--quick] [--regions 1,1000,65536] [--threads 1,2]
@@ -62,6 +63,7 @@
 #include <ucs/memory/rcache.h>
 
 #include "mrcache.h"
+#include "threadrefs/mode.h"
 
 #define MAX_LIST	8
 #define MAX_THREADS	64
@@ -746,11 +748,10 @@ static const char *verdict(bool met)
 	return met ? "met" : "NOT met";
 }
 
-static const char *thread_refs_env(void)
+/* The caches' references: the library does not say, so as it decides. */
+static const char *thread_refs_mode(void)
 {
-	const char *env = getenv("MRCACHE_THREAD_REFS");
-
-	return env && strcmp(env, "0") ? "on" : "off";
+	return mrc_trefs_expected() ? "on" : "off";
 }
 
 /* mrcache cache @k (monitor o->monitors[k]) against UCX's. */
@@ -766,7 +767,7 @@ static void print_one(const struct result *r, const struct options *o, int k)
 	       "\"reps\":%d,\"mrcache_ops_per_thread\":%lu,\"ucx_ops_per_thread\":%lu,"
 	       "\"mrcache_cpu_share\":%.2f,\"ucx_cpu_share\":%.2f,"
 	       "\"mrcache_cpu_ns\":%.2f,\"ucx_cpu_ns\":%.2f,\"load1\":%.2f}\n",
-	       thread_refs_env(), monitor_name(o->monitors[k]),
+	       thread_refs_mode(), monitor_name(o->monitors[k]),
 	       r->regions, r->threads, r->ns[k], r->ns[u], ratio,
 	       r->mops[k], r->mops[u], target, o->reps,
 	       r->ops[k], r->ops[u], r->cpu[k], r->cpu[u],
@@ -1098,7 +1099,7 @@ static int bench_slow(enum slow_kind k, const struct options *o)
 	       "\"ucx_max\":%.1f,\"mrcache_cpu_ns\":%.1f,\"ucx_cpu_ns\":%.1f,"
 	       "\"cpu_ratio\":%.3f,\"cpu_ratio_min\":%.3f,\"cpu_ratio_max\":%.3f,"
 	       "\"reps\":%d,\"load1\":%.2f}\n",
-	       slow_names[k], MISS_REGIONS, thread_refs_env(), med[MRCACHE],
+	       slow_names[k], MISS_REGIONS, thread_refs_mode(), med[MRCACHE],
 	       med[UCX], med[MRCACHE] / med[UCX], lo[MRCACHE], hi[MRCACHE],
 	       lo[UCX], hi[UCX], median(cpu[MRCACHE], o->reps),
 	       median(cpu[UCX], o->reps), median(cpu_ratio, o->reps),

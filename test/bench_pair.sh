@@ -9,7 +9,8 @@
 #   test/bench_pair.sh BIN OUTDIR [CLIENT OPTIONS...]
 #
 # Passes when both processes exit 0, every strategy measured both
-# directions, every cell delivered the right bytes, and the manual
+# directions, every cell says the references mrcache used, every cell
+# delivered the right bytes, and the manual
 # monitor's mmap-churn cells did deliver stale bytes (the expected
 # failure: it shows the check can see one).
 set -u
@@ -76,6 +77,14 @@ grep -q '"verdict":"BAD"' "$json" 2>/dev/null &&
 ((server_rc == 0)) || fail "the server exited $server_rc"
 [[ -s $json ]] || fail "no JSON lines in $json"
 grep -q '"messages":0,' "$json" && fail "a cell sent no message"
+# The references mrcache's hits took: thread refs unless the run opted out
+# (the kernels this runs on all have private expedited membarrier).
+case ${MRCACHE_THREAD_REFS:-1} in
+0 | [Nn][Oo] | [Oo][Ff][Ff] | [Ff][Aa][Ll][Ss][Ee]) refs=off ;;
+*) refs=on ;;
+esac
+wrong=$(grep '"strategy":"' "$json" | grep -v "\"thread_refs\":\"$refs\"")
+[[ -z $wrong ]] || fail "cells without \"thread_refs\":\"$refs\": $(head -n 1 <<<"$wrong")"
 cells() { # STRATEGY DIR: cells of that strategy and direction
 	grep "\"strategy\":\"$1\"" "$json" | grep -c "\"dir\":\"$2\""
 }

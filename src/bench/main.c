@@ -59,9 +59,9 @@ static int setup(struct bench *b)
 	}
 	placement_apply(b->ep.dev, b->opt.cpu, b->opt.numa, b->out->table);
 	fprintf(b->out->table, "# mrcache-bench %s on %s port %d, GID index %d, QPN %u; "
-		"peer target %llu B\n", b->opt.host ? "client" : "loopback", b->ep.device,
-		b->opt.ib_port, b->ep.gid_index, b->ep.self.qpn,
-		(unsigned long long)b->target->len);
+		"peer target %llu B; mrcache thread refs %s\n", b->opt.host ? "client" : "loopback",
+		b->ep.device, b->opt.ib_port, b->ep.gid_index, b->ep.self.qpn,
+		(unsigned long long)b->target->len, b->out->thread_refs);
 	return strategies_init(b->strategies, &b->ep, b->opt.strategies, b->opt.cache_regions);
 }
 

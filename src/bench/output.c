@@ -8,10 +8,12 @@
 
 #include "output.h"
 #include "strategy.h"
+#include "threadrefs/mode.h"
 
 static const char csv_header[] =
 	"sweep,dir,strategy,size,working_set,order,churn,churn_every,pages,usec,p10_usec,"
-	"p90_usec,min_usec,first_usec,MBps,reps,messages,bad,hits,misses,verdict,device,mode\n";
+	"p90_usec,min_usec,first_usec,MBps,reps,messages,bad,hits,misses,verdict,device,mode,"
+	"thread_refs\n";
 
 static FILE *open_out(const char *path)
 {
@@ -35,6 +37,8 @@ int output_open(struct output *o, const struct options *opt, const char *device,
 
 	*o = (struct output){ .device = device, .mode = mode, .churn_every = opt->churn_every,
 			      .progress = opt->progress };
+	/* The library does not say which references its caches use: as it decides. */
+	o->thread_refs = mrc_trefs_expected() ? "on" : "off";
 	o->json = open_out(opt->json);
 	o->csv = open_out(opt->csv);
 	if ((opt->json && !o->json) || (opt->csv && !o->csv))
@@ -129,7 +133,8 @@ static void json_cell(struct output *o, const struct field *f)
 	for (int i = 0; i < NFIELDS; i++)
 		fprintf(o->json, f[i].quoted ? ",\"%s\":\"%s\"" : ",\"%s\":%s", f[i].name,
 			f[i].value);
-	fprintf(o->json, ",\"mode\":\"%s\"}\n", o->mode);
+	fprintf(o->json, ",\"mode\":\"%s\",\"thread_refs\":\"%s\"}\n", o->mode,
+		o->thread_refs);
 	fflush(o->json);
 }
 
@@ -137,7 +142,7 @@ static void csv_cell(struct output *o, const struct field *f)
 {
 	for (int i = 0; i < NFIELDS; i++)
 		fprintf(o->csv, "%s,", f[i].value);
-	fprintf(o->csv, "%s\n", o->mode);
+	fprintf(o->csv, "%s,%s\n", o->mode, o->thread_refs);
 	fflush(o->csv);
 }
 

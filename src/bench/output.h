@@ -14,6 +14,7 @@
 struct output {
 	FILE *json, *csv, *table;
 	const char *device, *mode;
+	const char *thread_refs;	/* "on" or "off": mrcache's references */
 	int churn_every;
 	int progress;
 };
