@@ -8,14 +8,27 @@
  * provider call (tens of microseconds): deregistration, eviction,
  * invalidation, destroy.
  */
+#include <errno.h>
 #include <linux/membarrier.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cache.h"
+#include "error.h"
 #include "threadrefs.h"
 
 int mrc_trefs_skip_fence;
+
+/* No fence, no safe deregistration: stop rather than risk the bytes. */
+static __attribute__((cold, noreturn)) void fence_failed(void)
+{
+	mrc_warn("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration (%s): cannot deregister safely; set MRCACHE_THREAD_REFS=0",
+		 strerror(errno));
+	abort();
+}
 
 /**
  * mrc_trefs_fence() - order every thread's slot stores before our scan.
@@ -32,7 +45,16 @@ void mrc_trefs_fence(void)
 {
 	if (mrc_trefs_skip_fence)
 		return;
-	syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	/*
+	 * Going on without the fence could deregister a region a hit is
+	 * using. The process is registered, so the call fails only for
+	 * want of memory (the kernel's cpumask, ENOMEM), which passes.
+	 */
+	while (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0)) {
+		if (errno != ENOMEM)
+			fence_failed();
+		sched_yield();
+	}
 }
 
 /* Slot @k of @t holds @r and no other thread's put of it waits there. */

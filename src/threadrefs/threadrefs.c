@@ -94,6 +94,21 @@ int mrc_trefs_available(void)
 	return available;
 }
 
+/*
+ * Register when the library is loaded, while the process most likely runs
+ * one thread: the kernel registers a process that already runs threads
+ * only after an RCU grace period (sync_runqueues_membarrier_state()), and
+ * that wait fell on the first mrc_cache_create(): tens of milliseconds
+ * with 3 idle threads running, against microseconds with one thread (on
+ * the 2-core development guest). A process that opted out at start makes
+ * no membarrier call.
+ */
+__attribute__((constructor)) static void register_at_load(void)
+{
+	if (!mrc_trefs_env_off(getenv("MRCACHE_THREAD_REFS")))
+		mrc_trefs_available();
+}
+
 static void reuse_emptied_orphans(void);
 
 static struct mrc_tref *claim_free(void)
