@@ -632,6 +632,23 @@ END_TEST
  */
 static const char *const refs_env[] = { NULL, "0", "OFF", "1" };
 
+static int fenced_at_start, refs_off_at_start;
+
+/*
+ * The library registers for membarrier when it is loaded, not at the first
+ * cache: registering a process that already runs threads waits for an RCU
+ * grace period (tens of milliseconds). So main() could use the fence
+ * before it made any cache; with MRCACHE_THREAD_REFS=0 at start the
+ * library makes no membarrier call, and the fence is refused (EPERM).
+ */
+START_TEST(membarrier_registered_at_load)
+{
+	ck_assert_msg(fenced_at_start == (!refs_off_at_start && mrc_trefs_membarrier_ok()),
+		      "MRCACHE_THREAD_REFS %s at start: membarrier %s registered before the first cache",
+		      refs_off_at_start ? "off" : "on", fenced_at_start ? "was" : "was not");
+}
+END_TEST
+
 START_TEST(stats_line_names_references)
 {
 	const char *env = refs_env[_i];
@@ -915,6 +932,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, stats_printed_at_destroy);
 	tcase_add_loop_test(tc, stats_line_names_references, 0,
 			    (int)(sizeof(refs_env) / sizeof(refs_env[0])));
+	tcase_add_test(tc, membarrier_registered_at_load);
 	tcase_add_test(tc, memlock_limit_bounds_idle_memory);
 	tcase_add_loop_test(tc, merge_failure_falls_back_to_request, 0,
 			    (int)(sizeof(merge_cases) / sizeof(merge_cases[0])));
@@ -940,6 +958,10 @@ static Suite *root_suite(void)
 int main(int argc, char **argv)
 {
 	int root = argc > 1 && !strcmp(argv[1], "--root");
+
+	/* Before any cache: what loading the library did (the test below). */
+	fenced_at_start = !syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	refs_off_at_start = mrc_trefs_env_off(getenv("MRCACHE_THREAD_REFS"));
 
 	/*
 	 * These tests change memory behind the cache's back on purpose (the
