@@ -114,6 +114,25 @@ int mem_move(char *p, size_t len, int node)
 	return on;
 }
 
+/*
+ * Put every page of [p, p + len) on the node of its first page, before
+ * anything registers it. The pages of a fresh buffer are where the
+ * faulting CPU was: a thread that changed node halfway leaves them split,
+ * and a later count of pages "moved" to the other node would count those
+ * that were there from the start (37 of 256 once, with nothing moved).
+ */
+int mem_gather(char *p, size_t len)
+{
+	int node = mem_node(p), on = mem_move(p, len, node);
+
+	if ((size_t)on != len / sysconf(_SC_PAGESIZE)) {
+		fprintf(stderr, "only %d pages of %p gathered on node %d\n", on,
+			(void *)p, node);
+		exit(1);
+	}
+	return node;
+}
+
 long mem_pinned_kib(void)
 {
 	long kib = vm_pin_kib();

@@ -35,6 +35,8 @@ extern const size_t n_mem_changes;
  * NULL when @where is taken.
  */
 char *mem_map(void *where, size_t len, int fill);
+/* Every page on the first page's node (unregistered memory); that node. */
+int mem_gather(char *p, size_t len);
 /* The NUMA node of the page holding @p. */
 int mem_node(char *p);
 /*

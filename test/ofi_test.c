@@ -171,7 +171,7 @@ static int write_other(void *arg)
 static int run_migration(void)
 {
 	char *p = mem_map(NULL, LEN, 'A'), *q = mem_map(NULL, LEN, 'Q');
-	int to = !mem_node(p), pages = LEN / sysconf(_SC_PAGESIZE);
+	int to = !mem_gather(p, LEN), pages = LEN / sysconf(_SC_PAGESIZE);
 	int want = shim_monitor && !strcmp(shim_monitor, "kmod") ? pages : 0;
 	char before, after;
 	uint64_t k1 = write_through_cache(p, &before), k2;

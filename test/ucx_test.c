@@ -164,7 +164,7 @@ static int send_other(void *arg)
 static int run_migration(char *out)
 {
 	char *p = mem_map(NULL, LEN, 'A'), *q = mem_map(NULL, LEN, 'Q');
-	int to = !mem_node(p), pages = LEN / sysconf(_SC_PAGESIZE);
+	int to = !mem_gather(p, LEN), pages = LEN / sysconf(_SC_PAGESIZE);
 	int want = shim_monitor && !strcmp(shim_monitor, "kmod") ? pages : 0;
 	char first = transfer(p, out), other, after;
 	long pinned = mem_pinned_kib();
