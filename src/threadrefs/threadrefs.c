@@ -129,7 +129,7 @@ static struct mrc_tref *claim_record(void)
 	pthread_mutex_lock(&records_lock);
 	t = claim_free();
 	if (!t) {
-		t = aligned_alloc(64, sizeof(*t));
+		t = aligned_alloc(_Alignof(struct mrc_tref), sizeof(*t));
 		if (t) {
 			memset(t, 0, sizeof(*t));
 			t->state = MRC_TREF_OWNED;
@@ -234,6 +234,15 @@ static int post_request(struct mrc_cache *cache, struct mrc_tref *t,
 {
 	int posted = 0, orphan = 0;
 
+	/*
+	 * A record not holding @r is left alone: no lock word written in
+	 * every record the put passes (a line of each thread's), no wait on
+	 * a record busy with its own puts. The same acquire load as the one
+	 * under the lock below: only its owner stores @r into the slot, and
+	 * without the lock, so the lock orders nothing about that store.
+	 */
+	if (mrc_load_acquire(&t->slot[k]) != (uintptr_t)r)
+		return 0;
 	tref_lock(t);
 	if (mrc_load_acquire(&t->slot[k]) == (uintptr_t)r && t->request[k] != r) {
 		posted = 1;

@@ -49,37 +49,54 @@ struct mrc_tref_front {
 	struct mrc_region *region;
 };
 
+/*
+ * Lines 0-3 and 7-8 are the owner's: a hit stores to lines 0, 1 and one of
+ * 1-3, a hinted hit to 7 or 8 as well, and other threads only read them
+ * (the reclaimer's scan, statistics). What other threads write (a put left
+ * for the owner, the lock it takes, eviction's harvest mark) is on lines
+ * 4-6, but for @requests, raised only by a put actually left here, which
+ * the owner has to see anyway. Aligned to 128 bytes: Intel's L2 fetches
+ * lines in 128-byte pairs, so no pair holds lines of two records, whatever
+ * the allocator puts next to a record.
+ */
 struct mrc_tref {
 	/* Line 0: the slots, stored to by the owner only. */
 	uintptr_t slot[MRC_TREF_SLOTS];
 
 	/*
 	 * Line 1: the owner's hit count for the cache it last used (also the
-	 * head of the log) and the word remote puts raise.
+	 * head of the log) and the word remote puts raise, then the log.
 	 */
 	struct mrc_cache *cache __attribute__((aligned(64)));
 	uint64_t pos;			/* hits of @cache, ever */
 	uint64_t base;			/* pos when @cache was bound */
-	uint64_t harvested;		/* log read by eviction up to here */
 	uint32_t requests;		/* remote puts waiting (under lock) */
-	uint32_t lock;			/* guards request[] and state */
 
-	/* Lines 2-3: the regions of the last hits, read by eviction. */
+	/* Lines 1-3: the regions of the last hits, read by eviction. */
 	struct mrc_region *log[MRC_TREF_LOG];
 
-	/* Line 4: what other threads leave here, and the registry. */
+	/* Lines 4-6: what other threads leave or mark here, and the registry. */
 	struct mrc_region *request[MRC_TREF_SLOTS] __attribute__((aligned(64)));
 	struct mrc_cache *request_cache[MRC_TREF_SLOTS];
 	struct mrc_tref *next;		/* all records, never freed */
+	uint64_t harvested;		/* log read by eviction up to here */
+	uint32_t lock;			/* guards request[] and state */
 	uint32_t state;			/* enum mrc_tref_state */
 	uint32_t serving;		/* owner is serving requests */
 
 	/*
-	 * Lines 5-6: the owner's front entries, by request key, for @cache
+	 * Lines 7-8: the owner's front entries, by request key, for @cache
 	 * only (emptied when the record is bound to another cache).
 	 */
 	struct mrc_tref_front front[MRC_TREF_FRONT] __attribute__((aligned(64)));
-};
+} __attribute__((aligned(128)));
+
+#define MRC_TREF_LINE(field)	(__builtin_offsetof(struct mrc_tref, field) / 64)
+_Static_assert(MRC_TREF_LINE(lock) > MRC_TREF_LINE(log[MRC_TREF_LOG - 1]) &&
+	       MRC_TREF_LINE(harvested) > MRC_TREF_LINE(log[MRC_TREF_LOG - 1]) &&
+	       MRC_TREF_LINE(request) > MRC_TREF_LINE(log[MRC_TREF_LOG - 1]) &&
+	       MRC_TREF_LINE(serving) < MRC_TREF_LINE(front),
+	       "words other threads write share no line with the owner's hit stores");
 
 enum mrc_tref_state {
 	MRC_TREF_FREE,		/* no thread, nothing held: reusable */
