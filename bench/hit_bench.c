@@ -16,8 +16,9 @@
  * and its own UCX cache, over regions of its own (the i-th block of N),
  * so nothing is shared in software. One {"bench":"hit_private"} line per
  * N and T gives those times and the shared over private aggregate, rep
- * by rep (median and range): what two threads lose by sharing a cache,
- * against what the machine itself gives the same code.
+ * by rep (median and range; *_cpu: the same per CPU second, which time
+ * spent waiting for a core does not skew): what two threads lose by
+ * sharing a cache, against what the machine itself gives the same code.
  *
  * At the end come one {"bench":"scaling"} line per N (2-thread aggregate
  * throughput over the 1-thread rate: sharing one cache, *_x, and with a
@@ -666,8 +667,12 @@ struct result {
 	/* mrcache cache k's time over cache 0's: median, lowest, highest rep */
 	double vs_first[MAX_MONITORS][3];
 	double cpu_vs_first[MAX_MONITORS][3];	/* the same in CPU time */
-	/* Shared aggregate over private aggregate, rep by rep: mrcache, UCX. */
+	/*
+	 * Shared aggregate over private aggregate, rep by rep: mrcache, UCX;
+	 * and the same in CPU time (private CPU ns per op over shared).
+	 */
 	double vs_private[2][3];
+	double cpu_vs_private[2][3];
 };
 
 /* Operations per thread that make one repetition last about @seconds. */
@@ -762,6 +767,20 @@ static void ratio_to_first(const struct sample *s, int k, int reps, bool cpu,
 		rep_ratios(s[k].ns, s[0].ns, reps, out);
 }
 
+/* Shared over private, rep by rep: aggregate rates, then CPU time. */
+static void private_ratios(const struct sample *s, int reps,
+			   struct result *res)
+{
+	int u = res->nmrc;
+
+	rep_ratios(s[0].mops, s[PRIV_MRC(res)].mops, reps, res->vs_private[0]);
+	rep_ratios(s[u].mops, s[PRIV_UCX(res)].mops, reps, res->vs_private[1]);
+	rep_ratios(s[PRIV_MRC(res)].cpu_ns, s[0].cpu_ns, reps,
+		   res->cpu_vs_private[0]);
+	rep_ratios(s[PRIV_UCX(res)].cpu_ns, s[u].cpu_ns, reps,
+		   res->cpu_vs_private[1]);
+}
+
 /*
  * The runs of one configuration: the shared caches, then, given @priv
  * (one struct caches per thread), the private mrcache and UCX caches.
@@ -806,12 +825,8 @@ static int measure(struct caches *c, struct caches *priv,
 		ratio_to_first(s, k, o->reps, false, res->vs_first[k]);
 		ratio_to_first(s, k, o->reps, true, res->cpu_vs_first[k]);
 	}
-	if (priv) {
-		rep_ratios(s[0].mops, s[PRIV_MRC(res)].mops, o->reps,
-			   res->vs_private[0]);
-		rep_ratios(s[c->nmrc].mops, s[PRIV_UCX(res)].mops, o->reps,
-			   res->vs_private[1]);
-	}
+	if (priv)
+		private_ratios(s, o->reps, res);
 	for (int k = 0; k < nruns; k++) {
 		res->ns[k] = median(s[k].ns, o->reps);
 		res->mops[k] = median(s[k].mops, o->reps);
@@ -912,6 +927,7 @@ static void print_private(const struct result *r, const struct options *o)
 {
 	int m = PRIV_MRC(r), u = PRIV_UCX(r);
 	const double *vm = r->vs_private[0], *vu = r->vs_private[1];
+	const double *cm = r->cpu_vs_private[0], *cu = r->cpu_vs_private[1];
 
 	if (!r->private)
 		return;
@@ -921,21 +937,27 @@ static void print_private(const struct result *r, const struct options *o)
 	       "\"mrcache_shared_vs_private\":%.3f,\"mrcache_shared_vs_private_min\":%.3f,"
 	       "\"mrcache_shared_vs_private_max\":%.3f,\"ucx_shared_vs_private\":%.3f,"
 	       "\"ucx_shared_vs_private_min\":%.3f,\"ucx_shared_vs_private_max\":%.3f,"
+	       "\"mrcache_shared_vs_private_cpu\":%.3f,\"mrcache_shared_vs_private_cpu_min\":%.3f,"
+	       "\"mrcache_shared_vs_private_cpu_max\":%.3f,\"ucx_shared_vs_private_cpu\":%.3f,"
+	       "\"ucx_shared_vs_private_cpu_min\":%.3f,\"ucx_shared_vs_private_cpu_max\":%.3f,"
 	       "\"reps\":%d,\"mrcache_ops_per_thread\":%lu,\"ucx_ops_per_thread\":%lu,"
 	       "\"mrcache_cpu_share\":%.2f,\"ucx_cpu_share\":%.2f,"
 	       "\"mrcache_cpu_ns\":%.2f,\"ucx_cpu_ns\":%.2f,\"load1\":%.2f}\n",
 	       thread_refs_mode(), monitor_name(o->monitors[0]), r->regions,
 	       r->threads, r->ns[m], r->ns[u], r->mops[m], r->mops[u],
-	       vm[0], vm[1], vm[2], vu[0], vu[1], vu[2], o->reps, r->ops[m],
+	       vm[0], vm[1], vm[2], vu[0], vu[1], vu[2], cm[0], cm[1], cm[2],
+	       cu[0], cu[1], cu[2], o->reps, r->ops[m],
 	       r->ops[u], r->cpu[m], r->cpu[u], r->cpu_ns[m], r->cpu_ns[u],
 	       load_average());
 	if (o->json_only)
 		return;
 	printf("# hit regions=%lu threads=%d private (a cache each, own regions): mrcache %.1f ns, "
 	       "ucx %.1f ns per op in each thread; aggregate %.1f vs %.1f Mops/s; "
-	       "shared / private aggregate: mrcache %.2f (reps %.2f-%.2f), ucx %.2f (%.2f-%.2f)\n",
+	       "shared / private aggregate: mrcache %.2f (reps %.2f-%.2f), ucx %.2f (%.2f-%.2f); "
+	       "per CPU second: mrcache %.2f (%.2f-%.2f), ucx %.2f (%.2f-%.2f)\n",
 	       r->regions, r->threads, r->ns[m], r->ns[u], r->mops[m], r->mops[u],
-	       vm[0], vm[1], vm[2], vu[0], vu[1], vu[2]);
+	       vm[0], vm[1], vm[2], vu[0], vu[1], vu[2], cm[0], cm[1], cm[2],
+	       cu[0], cu[1], cu[2]);
 	if (r->cpu[m] < 0.95 || r->cpu[u] < 0.95)
 		printf("#   warning: the threads got only %.0f%% / %.0f%% of their wall time on a CPU\n",
 		       100 * r->cpu[m], 100 * r->cpu[u]);
