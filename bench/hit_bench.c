@@ -40,9 +40,14 @@
  *   invalidate: get (a hit), invalidate the region, put (which
  *               deregisters: mrc_invalidate(), ucs_rcache_region_invalidate());
  *   evict:      every get registers and, the cache being bounded to
- *               EVICT_BOUND regions, evicts one.
- * One {"bench":"miss"|"invalidate"|"evict"} line each, in wall and in
- * CPU time of the thread (mrcache with the first monitor given).
+ *               EVICT_BOUND regions, evicts one;
+ *   invalidate_busy: invalidate, while a second thread of the process,
+ *               pinned to another core, hits one other region without
+ *               pause (with thread refs every deregistration's membarrier
+ *               then interrupts a running thread: what it costs there).
+ * One {"bench":"miss"|"invalidate"|"evict"|"invalidate_busy"} line each,
+ * in wall and in CPU time of the timing thread (mrcache with the first
+ * monitor given).
  * Every hit and slow-path line says which references mrcache's hits took,
  * "thread_refs":"on" (the default) or "off" (MRCACHE_THREAD_REFS=0, or no
  * private expedited membarrier: compare-and-swap references).
@@ -65,6 +70,7 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1180,8 +1186,12 @@ static void print_memory(const struct memory_result *m, const struct options *o)
 /* Slow paths: miss, invalidate, evict                                 */
 /* ------------------------------------------------------------------ */
 
-enum slow_kind { SLOW_MISS, SLOW_INVALIDATE, SLOW_EVICT, SLOW_KINDS };
-static const char *const slow_names[] = { "miss", "invalidate", "evict" };
+enum slow_kind {
+	SLOW_MISS, SLOW_INVALIDATE, SLOW_EVICT, SLOW_INVALIDATE_BUSY, SLOW_KINDS
+};
+static const char *const slow_names[] = {
+	"miss", "invalidate", "evict", "invalidate_busy"
+};
 
 static void ucx_invalidated(void *arg)
 {
@@ -1232,6 +1242,75 @@ static int pass(struct caches *c, int which, unsigned long first,
 }
 
 /*
+ * The other thread of invalidate_busy: get + put of region MISS_REGIONS
+ * (outside the timed ones) until told to stop, on the second core.
+ */
+struct busy {
+	struct caches *c;
+	int which;
+	pthread_t thread;
+	bool started;
+	unsigned long ops;	/* written by the busy thread only */
+	bool stop;
+	int error;		/* set by the busy thread when a hit fails */
+};
+
+static int busy_hit(struct busy *b)
+{
+	char *a = region_addr(MISS_REGIONS);
+
+	if (b->which == MRCACHE) {
+		struct mrc_region *r;
+
+		return mrc_get(b->c->mrc[0], a, page_size, BENCH_ACCESS, &r) ||
+		       mrc_put(b->c->mrc[0], r);
+	}
+	ucs_rcache_region_t *r;
+
+	if (ucs_rcache_get(b->c->ucx, a, page_size, UCX_PROT, NULL, &r) != UCS_OK)
+		return -1;
+	ucs_rcache_region_put(b->c->ucx, r);
+	return 0;
+}
+
+static void *busy_main(void *arg)
+{
+	struct busy *b = arg;
+
+	pin_to_core(1);
+	while (!__atomic_load_n(&b->stop, __ATOMIC_RELAXED)) {
+		if (busy_hit(b)) {
+			__atomic_store_n(&b->error, -EIO, __ATOMIC_RELAXED);
+			break;
+		}
+		__atomic_store_n(&b->ops, b->ops + 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/* Start the busy thread and wait for its first hit (a miss: it registers). */
+static int busy_start(struct busy *b)
+{
+	pin_to_core(0);
+	if (pthread_create(&b->thread, NULL, busy_main, b))
+		return -EAGAIN;
+	b->started = true;
+	while (__atomic_load_n(&b->ops, __ATOMIC_RELAXED) < 2 &&
+	       !__atomic_load_n(&b->error, __ATOMIC_RELAXED))
+		sched_yield();
+	return 0;
+}
+
+static int busy_stop(struct busy *b)
+{
+	__atomic_store_n(&b->stop, true, __ATOMIC_RELAXED);
+	pthread_join(b->thread, NULL);
+	if (b->error)
+		fprintf(stderr, "invalidate_busy: the busy thread's hit failed\n");
+	return b->error;
+}
+
+/*
  * One repetition in a fresh cache: the untimed set-up (every region cached
  * for invalidate; the bound filled with other regions for evict), then
  * MISS_REGIONS timed operations. Registrations are checked afterwards.
@@ -1240,6 +1319,9 @@ static int slow_rep(enum slow_kind k, int which, uint32_t monitor, double *ns,
 		    double *cpu_ns)
 {
 	struct caches c = { 0 };
+	struct busy busy = { .c = &c, .which = which };
+	bool busy_run = k == SLOW_INVALIDATE_BUSY;
+	bool invalidate = k == SLOW_INVALIDATE || busy_run;
 	unsigned long first = k == SLOW_EVICT ? EVICT_BOUND : 0;
 	unsigned long want = MISS_REGIONS + first;
 	uint64_t t0, c0;
@@ -1250,14 +1332,18 @@ static int slow_rep(enum slow_kind k, int which, uint32_t monitor, double *ns,
 	bench_max_regions = 0;
 	if (!ret && k != SLOW_MISS)
 		ret = pass(&c, which, 0, k == SLOW_EVICT ? EVICT_BOUND : MISS_REGIONS, false);
+	if (!ret && busy_run)
+		ret = busy_start(&busy);
 	c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	t0 = now_ns();
 	if (!ret)
-		ret = pass(&c, which, first, MISS_REGIONS, k == SLOW_INVALIDATE);
+		ret = pass(&c, which, first, MISS_REGIONS, invalidate);
 	*ns = (double)(now_ns() - t0) / MISS_REGIONS;
 	*cpu_ns = (double)(clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0) / MISS_REGIONS;
-	if (k == SLOW_INVALIDATE)
-		want = MISS_REGIONS;
+	if (busy.started && busy_stop(&busy))
+		ret = -EIO;
+	if (invalidate)
+		want = MISS_REGIONS + busy_run;	/* the busy thread's region */
 	if (!ret && (which == MRCACHE ? c.mrc_regs : c.ucx_regs) != want) {
 		fprintf(stderr, "%s %s: %lu registrations, expected %lu\n",
 			slow_names[k], which == MRCACHE ? "mrcache" : "ucx",
