@@ -163,7 +163,7 @@ static inline const uint32_t *hint_set(const struct mrc_cache *cache,
 				       uint64_t key, uint32_t *tag)
 {
 	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
-	uint64_t hash = mrc_hints_hash(key);
+	uint64_t hash = mrc_hints_hash(h, key);
 
 	*tag = mrc_hints_tag(hash);
 	return &h->slot[mrc_hints_set(h, hash)];
@@ -364,7 +364,6 @@ static __attribute__((noinline)) int get_checked(struct mrc_cache *cache,
 }
 
 typedef uint32_t mrc_u32x4 __attribute__((vector_size(16)));
-typedef uint64_t mrc_u64x2 __attribute__((vector_size(16)));
 
 /*
  * The four ways of a hint set, each as by a load-acquire (pairs with the
@@ -392,25 +391,26 @@ static inline mrc_u32x4 hint_ways(const uint32_t *set)
 
 /*
  * The pool index of the common hit's candidate for the request of @key:
- * a way of the key's hint set with the key's tag. The four
- * ways are compared at once (one vector compare where the target has
- * vectors) and the matching entries ORed together: no branch, whichever
- * way holds the key. No match gives index -1; two matching ways (rare)
- * mix their indexes into one that is either beyond the pool or names a
- * region the check under the reference rejects. All of these end in the
- * full lookup.
+ * a way of the key's hint set with the key's tag. The four ways are
+ * compared at once (one vector compare where the target has vectors),
+ * the matching entries kept and ORed together across the vector with two
+ * shuffles: no branch, whichever way holds the key. No match gives index
+ * -1; two matching ways (rare) mix their indexes into one that is either
+ * beyond the pool or names a region the check under the reference
+ * rejects. All of these end in the full lookup.
  */
 static inline uint32_t hint_candidate(const struct mrc_cache *cache,
 				      uint64_t key)
 {
 	struct mrc_hints *h = mrc_load_acquire(&cache->hints.current);
-	uint64_t hash = mrc_hints_hash(key);
+	uint64_t hash = mrc_hints_hash(h, key);
 	mrc_u32x4 e = hint_ways(&h->slot[mrc_hints_set(h, hash)]);
 	mrc_u32x4 match = (mrc_u32x4)((e >> MRC_HINT_INDEX_BITS) == mrc_hints_tag(hash));
-	mrc_u64x2 hit = (mrc_u64x2)(e & match);
-	uint64_t halves = hit[0] | hit[1];
+	mrc_u32x4 hit = e & match;
 
-	return ((uint32_t)(halves | halves >> 32) & MRC_HINT_INDEX_MASK) - 1;
+	hit |= __builtin_shuffle(hit, (mrc_u32x4){ 2, 3, 0, 1 });
+	hit |= __builtin_shuffle(hit, (mrc_u32x4){ 1, 0, 3, 2 });
+	return (hit[0] & MRC_HINT_INDEX_MASK) - 1;
 }
 
 /*

@@ -7,7 +7,7 @@
 #include "platform.h"
 
 #define MRC_HINTS_MIN_SLOTS (1u << 10)
-#define MRC_HINTS_MAX_SLOTS (1u << 24)
+#define MRC_HINTS_MAX_SLOTS (1u << MRC_HINT_MAX_BITS)
 
 static size_t hints_bytes(uint64_t slots)
 {
@@ -25,8 +25,8 @@ static struct mrc_hints *hints_map(unsigned int bits, size_t *len)
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (h == MAP_FAILED)
 		return NULL;
-	h->mask = slots - 1;
-	h->shift = 64 - bits;
+	h->mult = mrc_hints_mult(bits);
+	h->set_mask = slots - MRC_HINT_WAYS;
 	return h;
 }
 
@@ -34,7 +34,7 @@ static unsigned int bits_for(uint64_t slots)
 {
 	unsigned int bits = 0;
 
-	while ((1ull << bits) < slots)
+	while ((1ull << bits) < slots && bits < MRC_HINT_MAX_BITS)
 		bits++;
 	return bits;
 }
@@ -66,9 +66,9 @@ static int too_full(uint64_t slots, size_t regions)
 
 /*
  * Give a replaced table's memory back but for its first page, which holds
- * the header: a late reader must still find a valid shift (a zero one
- * would index far past the table). The hints left on that page are stale
- * guesses, which a reader checks like any other.
+ * the header: a late reader must still find the table's own set mask,
+ * which alone keeps its set index inside the table. The hints left on
+ * that page are stale guesses, which a reader checks like any other.
  */
 static void empty_retired(struct mrc_hints *old, size_t len)
 {
@@ -90,9 +90,10 @@ void mrc_hints_grow(struct mrc_hint_table *table, size_t regions,
 {
 	struct mrc_hints_retired *retired = table->retired;
 	struct mrc_hints *old = table->current, *h;
+	uint64_t slots = old->set_mask + MRC_HINT_WAYS;
 	size_t len;
 
-	if (!too_full(old->mask + 1, regions) || old->mask + 1 >= MRC_HINTS_MAX_SLOTS ||
+	if (!too_full(slots, regions) || slots >= MRC_HINTS_MAX_SLOTS ||
 	    retired->count == MRC_HINTS_MAX_RETIRED)
 		return;
 	h = hints_map(bits_for((uint64_t)regions * 4 / 3 + 1), &len);

@@ -31,8 +31,8 @@
 #define MRC_HINT_INDEX_MASK	((1u << MRC_HINT_INDEX_BITS) - 1)
 
 struct mrc_hints {
-	uint64_t mask;			/* slots - 1 */
-	uint32_t shift;			/* 64 - log2(slots) */
+	uint64_t mult;			/* keys' multiplier (mrc_hints_hash) */
+	uint64_t set_mask;		/* slots - MRC_HINT_WAYS */
 	/* Aligned so that a set is 16 bytes in one line (one vector load). */
 	uint32_t slot[] __attribute__((aligned(16)));
 };
@@ -74,18 +74,40 @@ static inline uint64_t mrc_hints_key(uint64_t addr)
 	return addr >> MRC_HINT_KEY_SHIFT;
 }
 
-static inline uint64_t mrc_hints_hash(uint64_t key)
+/*
+ * A table has at most 2^24 slots (4 bytes each, 64 MiB): its sets are
+ * picked by at most the hash's top 24 bits, so one fixed shift serves
+ * every size.
+ */
+#define MRC_HINT_MAX_BITS	24
+#define MRC_HINT_SET_SHIFT	(64 - MRC_HINT_MAX_BITS)
+
+/*
+ * Fibonacci hashing in a word of 40 + log2(slots) bits: the table's
+ * multiplier is 2^64 / the golden ratio shifted right by 24 - log2(slots)
+ * (mrc_hints_mult()), so bits 40 and up of key * mult are the top bits of
+ * key * (2^w / the golden ratio) mod 2^w, w = 40 + log2(slots). Picking
+ * the set then takes a fixed shift and the header's mask: no shift by a
+ * count loaded from the table, which on x86 must sit in %cl and costs the
+ * hit path register moves.
+ */
+static inline uint64_t mrc_hints_mult(unsigned int bits)
 {
-	return key * 0x9e3779b97f4a7c15ull;
+	return 0x9e3779b97f4a7c15ull >> (MRC_HINT_MAX_BITS - bits);
+}
+
+static inline uint64_t mrc_hints_hash(const struct mrc_hints *h, uint64_t key)
+{
+	return key * h->mult;
 }
 
 /*
  * First slot of the set for @hash; the set's slots share a cache line.
- * The shift alone keeps it below the slot count (shift = 64 - log2 slots).
+ * The mask alone keeps it below the slot count.
  */
 static inline uint64_t mrc_hints_set(const struct mrc_hints *h, uint64_t hash)
 {
-	return (hash >> h->shift) & ~(uint64_t)(MRC_HINT_WAYS - 1);
+	return (hash >> MRC_HINT_SET_SHIFT) & h->set_mask;
 }
 
 /*
@@ -114,7 +136,7 @@ static inline uint32_t mrc_hints_entry(uint64_t hash, uint32_t index)
 static inline void mrc_hints_put(struct mrc_hints *h, uint64_t key,
 				 uint32_t index)
 {
-	uint64_t hash = mrc_hints_hash(key);
+	uint64_t hash = mrc_hints_hash(h, key);
 	uint32_t entry = mrc_hints_entry(hash, index);
 	uint32_t *set = &h->slot[mrc_hints_set(h, hash)];
 	uint32_t older = entry;
