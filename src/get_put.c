@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cache.h"
@@ -298,7 +299,7 @@ static void remember_front(struct mrc_cache *cache, uint64_t key,
 	struct mrc_tref *t = mrc_tref_for(cache);
 
 	if (t)
-		*mrc_tref_front_of(t, key) = (struct mrc_tref_front){ key, r };
+		mrc_tref_remember(t, key, r);
 }
 
 /* Everything but a hit through the fast path of mrc_get() in a quiet cache. */
@@ -419,10 +420,10 @@ static inline uint32_t hint_candidate(const struct mrc_cache *cache,
  * while it was published) and look properly.
  */
 static __attribute__((noinline)) int unpublish_then_get(struct mrc_cache *cache,
-							 struct mrc_region *r,
 							 const void *addr, uint64_t end,
 							 uint32_t access,
-							 struct mrc_region **region)
+							 struct mrc_region **region,
+							 struct mrc_region *r)
 {
 	mrc_tref_release(mrc_tref_self, mrc_tref_slot_of(r), r);
 	if (mrc_load_relaxed(&r->state) & MRC_DEAD)
@@ -454,7 +455,6 @@ static inline enum slot_result slot_hit(struct mrc_tref *t,
 	if (mrc_unlikely((mrc_load_acquire(&r->state) & MRC_DEAD) ||
 			 !region_serves(r, addr, end, access)))
 		return SLOT_FAILED;
-	mrc_tref_count_hit(t, r);
 	return SLOT_HIT;
 }
 
@@ -466,35 +466,62 @@ static __attribute__((noinline)) int verify_hit(struct mrc_cache *cache,
 	return 0;
 }
 
-/* The candidate did not serve after all: drop it and look properly. */
+/*
+ * The candidate did not serve after all: drop it and look properly. Like
+ * unpublish_then_get(), it takes the get's arguments in the registers
+ * they arrived in, and the region after them.
+ */
 static __attribute__((noinline)) int reject_then_get(struct mrc_cache *cache,
-						     struct mrc_region *r,
 						     const void *addr, uint64_t end,
 						     uint32_t access,
-						     struct mrc_region **region)
+						     struct mrc_region **region,
+						     struct mrc_region *r)
 {
 	unref_unused(cache, r);
 	return get_checked(cache, addr, end, access, region);
 }
 
 /*
+ * A slot hit through the hint table that also fills the key's front entry
+ * (mrc_tref_refresh_front()). Out of line, so the key is not kept live
+ * through every hit.
+ */
+static __attribute__((noinline)) int hit_remembered(struct mrc_cache *cache,
+						    const void *addr,
+						    struct mrc_region **region,
+						    struct mrc_tref *t,
+						    struct mrc_region *r)
+{
+	mrc_tref_remember(t, mrc_hints_key((uintptr_t)addr), r);
+	*region = r;
+	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
+		return verify_hit(cache, r);
+	return 0;
+}
+
+/*
  * Hand out candidate @r (from a front entry or a hint) if it serves:
  * through this thread's slot (@t, thread refs) or a compare-and-swap
  * reference. Inlined into its two callers, each a leaf of the hit path.
+ * @from_hint: the candidate came from the hint table; one such slot hit
+ * in MRC_TREF_FRONT_EVERY also remembers it in the key's front entry.
  */
 static inline __attribute__((always_inline)) int
 get_candidate(struct mrc_cache *cache, const void *addr, uint64_t end,
 	      uint32_t access, struct mrc_region **region, struct mrc_tref *t,
-	      struct mrc_region *r)
+	      struct mrc_region *r, bool from_hint)
 {
-	uint64_t old;
+	uint64_t old, pos;
 
 	if (t) {
 		switch (slot_hit(t, r, (uintptr_t)addr, end, access)) {
 		case SLOT_HIT:
+			pos = mrc_tref_count_hit(t, r);
+			if (from_hint && mrc_unlikely(mrc_tref_refresh_front(pos)))
+				return hit_remembered(cache, addr, region, t, r);
 			goto hit;
 		case SLOT_FAILED:
-			return unpublish_then_get(cache, r, addr, end, access, region);
+			return unpublish_then_get(cache, addr, end, access, region, r);
 		case SLOT_TAKEN:
 			break;
 		}
@@ -502,7 +529,7 @@ get_candidate(struct mrc_cache *cache, const void *addr, uint64_t end,
 	if (mrc_unlikely(!mrc_region_try_ref(r, &old)))
 		return get_checked(cache, addr, end, access, region);
 	if (mrc_unlikely(!region_serves(r, (uintptr_t)addr, end, access)))
-		return reject_then_get(cache, r, addr, end, access, region);
+		return reject_then_get(cache, addr, end, access, region, r);
 	note_hit(cache, old);
 hit:
 	*region = r;
@@ -512,31 +539,39 @@ hit:
 }
 
 /*
- * The hit through the hint table, when no front entry named a candidate.
- * A function of its own, entered by a jump: the front entry's hit then
- * has few enough values live to need no saved register.
+ * The hits through the hint table: with a compare-and-swap reference,
+ * and (get_hinted_slot) through this thread's slot when no front entry
+ * named a candidate. Functions of their own, entered by a jump: the
+ * front entry's hit then has few enough values live to need no saved
+ * register, and neither tests which kind of reference it takes (@t is
+ * declared nonnull, so get_candidate() drops its test of it).
  */
 static __attribute__((noinline)) int get_hinted(struct mrc_cache *cache,
 						const void *addr, uint64_t end,
 						uint32_t access,
-						struct mrc_region **region,
-						struct mrc_tref *t)
+						struct mrc_region **region)
 {
-	uint64_t key = mrc_hints_key((uintptr_t)addr);
-	uint32_t index = hint_candidate(cache, key);
-	struct mrc_region *r;
+	uint32_t index = hint_candidate(cache, mrc_hints_key((uintptr_t)addr));
 
 	/* Also catches "no candidate": index 0 - 1 wraps to the top. */
 	if (mrc_unlikely(index >= mrc_region_pool_capacity(&cache->pool)))
 		return get_checked(cache, addr, end, access, region);
-	r = mrc_region_at(&cache->pool, index);
-	/*
-	 * Remembered before it is checked: one that fails sends the get to
-	 * get_checked(), which remembers what really served it.
-	 */
-	if (t)
-		*mrc_tref_front_of(t, key) = (struct mrc_tref_front){ key, r };
-	return get_candidate(cache, addr, end, access, region, t, r);
+	return get_candidate(cache, addr, end, access, region, NULL,
+			     mrc_region_at(&cache->pool, index), true);
+}
+
+static __attribute__((noinline, nonnull(6))) int get_hinted_slot(struct mrc_cache *cache,
+						     const void *addr, uint64_t end,
+						     uint32_t access,
+						     struct mrc_region **region,
+						     struct mrc_tref *t)
+{
+	uint32_t index = hint_candidate(cache, mrc_hints_key((uintptr_t)addr));
+
+	if (mrc_unlikely(index >= mrc_region_pool_capacity(&cache->pool)))
+		return get_checked(cache, addr, end, access, region);
+	return get_candidate(cache, addr, end, access, region, t,
+			     mrc_region_at(&cache->pool, index), true);
 }
 
 /**
@@ -584,12 +619,13 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 		front = mrc_tref_front_of(t, key);
 		if (front->key == key)
 			return get_candidate(cache, addr, end, access, region, t,
-					     front->region);
-	} else if (mrc_unlikely(cache->thread_refs)) {
+					     front->region, false);
+		return get_hinted_slot(cache, addr, end, access, region, t);
+	}
+	if (mrc_unlikely(cache->thread_refs))
 		/* Not bound yet, or puts wait for this thread: get_rest() does both. */
 		return get_checked(cache, addr, end, access, region);
-	}
-	return get_hinted(cache, addr, end, access, region, t);
+	return get_hinted(cache, addr, end, access, region);
 }
 
 /**
@@ -664,8 +700,11 @@ int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 				 (void *)region, (void *)cache);
 	if (t && t->slot[k] == (uintptr_t)region) {
 		mrc_tref_release(t, k, region);
-		/* After the release: ordered by the reclaimer's fence too. */
-		if (mrc_unlikely((mrc_load_relaxed(&region->state) & MRC_DEAD) ||
+		/*
+		 * After the release: ordered by the reclaimer's fence too.
+		 * One test for both (DEAD is bit 31 of the low half).
+		 */
+		if (mrc_unlikely(((uint32_t)mrc_load_relaxed(&region->state) & MRC_DEAD) |
 				 mrc_load_relaxed(&t->requests)))
 			return put_slot_tail(cache, t, region);
 		return 0;

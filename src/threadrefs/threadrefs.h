@@ -154,13 +154,18 @@ static inline void mrc_tref_release(struct mrc_tref *t, unsigned int k,
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
-/* Count a hit and log its region for the LRU: own line, plain stores. */
-static inline void mrc_tref_count_hit(struct mrc_tref *t, struct mrc_region *r)
+/*
+ * Count a hit and log its region for the LRU: own line, plain stores.
+ * Returns the count before this hit.
+ */
+static inline uint64_t mrc_tref_count_hit(struct mrc_tref *t,
+					  struct mrc_region *r)
 {
 	uint64_t pos = t->pos;
 
 	mrc_store_relaxed(&t->log[pos & (MRC_TREF_LOG - 1)], r);
 	mrc_store_release(&t->pos, pos + 1);
+	return pos;
 }
 
 /* The front entry a request of @key would use. */
@@ -168,6 +173,31 @@ static inline struct mrc_tref_front *mrc_tref_front_of(struct mrc_tref *t,
 							uint64_t key)
 {
 	return &t->front[key & (MRC_TREF_FRONT - 1)];
+}
+
+/* Remember that @r served a request of @key, in its front entry. */
+static inline void mrc_tref_remember(struct mrc_tref *t, uint64_t key,
+				     struct mrc_region *r)
+{
+	*mrc_tref_front_of(t, key) = (struct mrc_tref_front){ key, r };
+}
+
+/*
+ * Whether a hit through the hint table, the thread's hit number @pos,
+ * also fills the key's front entry: one in MRC_TREF_FRONT_EVERY. Every
+ * one did before; with more keys in use than front entries (most hits
+ * of a thread spreading over a thousand buffers come through the hint
+ * table) that was a store per hit evicting an entry that was about as
+ * likely to be used next, and kept a value live (the key) that cost the
+ * hit two saved registers. Sampled, a key hit often still gets its entry
+ * soon, and two keys sharing an entry no longer evict each other at
+ * every hit.
+ */
+#define MRC_TREF_FRONT_EVERY	16	/* power of two */
+
+static inline bool mrc_tref_refresh_front(uint64_t pos)
+{
+	return !(pos & (MRC_TREF_FRONT_EVERY - 1));
 }
 
 /* threadrefs.c: records, binding, thread exit, fork, remote puts */
