@@ -500,38 +500,20 @@ static __attribute__((noinline)) int hit_remembered(struct mrc_cache *cache,
 }
 
 /*
- * Hand out candidate @r (from a front entry or a hint) if it serves:
- * through this thread's slot (@t, thread refs) or a compare-and-swap
- * reference. Inlined into its two callers, each a leaf of the hit path.
- * @from_hint: the candidate came from the hint table; one such slot hit
- * in MRC_TREF_FRONT_EVERY also remembers it in the key's front entry.
+ * Hand out candidate @r (from a hint, or a front entry whose slot was
+ * taken) with a compare-and-swap reference, if it serves.
  */
 static inline __attribute__((always_inline)) int
-get_candidate(struct mrc_cache *cache, const void *addr, uint64_t end,
-	      uint32_t access, struct mrc_region **region, struct mrc_tref *t,
-	      struct mrc_region *r, bool from_hint)
+get_counted(struct mrc_cache *cache, const void *addr, uint64_t end,
+	    uint32_t access, struct mrc_region **region, struct mrc_region *r)
 {
-	uint64_t old, pos;
+	uint64_t old;
 
-	if (t) {
-		switch (slot_hit(t, r, (uintptr_t)addr, end, access)) {
-		case SLOT_HIT:
-			pos = mrc_tref_count_hit(t, r);
-			if (from_hint && mrc_unlikely(mrc_tref_refresh_front(pos)))
-				return hit_remembered(cache, addr, region, t, r);
-			goto hit;
-		case SLOT_FAILED:
-			return unpublish_then_get(cache, addr, end, access, region, r);
-		case SLOT_TAKEN:
-			break;
-		}
-	}
 	if (mrc_unlikely(!mrc_region_try_ref(r, &old)))
 		return get_checked(cache, addr, end, access, region);
 	if (mrc_unlikely(!region_serves(r, (uintptr_t)addr, end, access)))
 		return reject_then_get(cache, addr, end, access, region, r);
 	note_hit(cache, old);
-hit:
 	*region = r;
 	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
 		return verify_hit(cache, r);
@@ -539,12 +521,57 @@ hit:
 }
 
 /*
- * The hits through the hint table: with a compare-and-swap reference,
- * and (get_hinted_slot) through this thread's slot when no front entry
- * named a candidate. Functions of their own, entered by a jump: the
- * front entry's hit then has few enough values live to need no saved
- * register, and neither tests which kind of reference it takes (@t is
- * declared nonnull, so get_candidate() drops its test of it).
+ * This thread's slot for the candidate is taken (it holds another region
+ * or this one): the compare-and-swap reference, out of line, so the slot
+ * hits keep few enough values live to save no register.
+ */
+static __attribute__((noinline)) int get_slot_taken(struct mrc_cache *cache,
+						    const void *addr, uint64_t end,
+						    uint32_t access,
+						    struct mrc_region **region,
+						    struct mrc_region *r)
+{
+	return get_counted(cache, addr, end, access, region, r);
+}
+
+/*
+ * Hand out candidate @r (from a front entry or a hint) through this
+ * thread's slot (@t) if it serves. Inlined into its two callers, each a
+ * leaf of the hit path. @from_hint: the candidate came from the hint
+ * table; such a hit at every MRC_TREF_FRONT_EVERY-th hit of the thread
+ * also remembers it in the key's front entry.
+ */
+static inline __attribute__((always_inline)) int
+get_slotted(struct mrc_cache *cache, const void *addr, uint64_t end,
+	    uint32_t access, struct mrc_region **region, struct mrc_tref *t,
+	    struct mrc_region *r, bool from_hint)
+{
+	switch (slot_hit(t, r, (uintptr_t)addr, end, access)) {
+	case SLOT_HIT:
+		break;
+	case SLOT_FAILED:
+		return unpublish_then_get(cache, addr, end, access, region, r);
+	case SLOT_TAKEN:
+		return get_slot_taken(cache, addr, end, access, region, r);
+	}
+	if (from_hint &&
+	    mrc_unlikely(mrc_tref_refresh_front(mrc_tref_count_hit(t, r))))
+		return hit_remembered(cache, addr, region, t, r);
+	if (!from_hint)
+		mrc_tref_count_hit(t, r);
+	*region = r;
+	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
+		return verify_hit(cache, r);
+	return 0;
+}
+
+/*
+ * The hits through the hint table: through this thread's slot when no
+ * front entry named a candidate (get_hinted_slot), or with a
+ * compare-and-swap reference (get_hinted). Functions of their own,
+ * entered by a jump: the front entry's hit then has few enough values
+ * live to need no saved register, and neither tests which kind of
+ * reference it takes.
  */
 static __attribute__((noinline)) int get_hinted(struct mrc_cache *cache,
 						const void *addr, uint64_t end,
@@ -556,11 +583,11 @@ static __attribute__((noinline)) int get_hinted(struct mrc_cache *cache,
 	/* Also catches "no candidate": index 0 - 1 wraps to the top. */
 	if (mrc_unlikely(index >= mrc_region_pool_capacity(&cache->pool)))
 		return get_checked(cache, addr, end, access, region);
-	return get_candidate(cache, addr, end, access, region, NULL,
-			     mrc_region_at(&cache->pool, index), true);
+	return get_counted(cache, addr, end, access, region,
+			   mrc_region_at(&cache->pool, index));
 }
 
-static __attribute__((noinline, nonnull(6))) int get_hinted_slot(struct mrc_cache *cache,
+static __attribute__((noinline)) int get_hinted_slot(struct mrc_cache *cache,
 						     const void *addr, uint64_t end,
 						     uint32_t access,
 						     struct mrc_region **region,
@@ -570,8 +597,8 @@ static __attribute__((noinline, nonnull(6))) int get_hinted_slot(struct mrc_cach
 
 	if (mrc_unlikely(index >= mrc_region_pool_capacity(&cache->pool)))
 		return get_checked(cache, addr, end, access, region);
-	return get_candidate(cache, addr, end, access, region, t,
-			     mrc_region_at(&cache->pool, index), true);
+	return get_slotted(cache, addr, end, access, region, t,
+			   mrc_region_at(&cache->pool, index), true);
 }
 
 /**
@@ -618,8 +645,8 @@ int mrc_get(struct mrc_cache *cache, const void *addr, size_t len,
 		key = mrc_hints_key(a);
 		front = mrc_tref_front_of(t, key);
 		if (front->key == key)
-			return get_candidate(cache, addr, end, access, region, t,
-					     front->region, false);
+			return get_slotted(cache, addr, end, access, region, t,
+					   front->region, false);
 		return get_hinted_slot(cache, addr, end, access, region, t);
 	}
 	if (mrc_unlikely(cache->thread_refs))
