@@ -713,10 +713,32 @@ static __attribute__((noinline)) int put_unreferenced(struct mrc_cache *cache,
 			 (void *)region);
 }
 
+/*
+ * A put of a region not in this thread's slot: drop a compare-and-swap
+ * reference, or failing that another thread's slot reference.
+ */
+static inline int put_count(struct mrc_cache *cache, struct mrc_region *region)
+{
+	if (mrc_likely(put_counted(cache, region)))
+		return 0;
+	return put_unreferenced(cache, region);
+}
+
+/*
+ * The same for a thread with a record, entered by a jump: the put through
+ * the slot then does not set up what the loop around the
+ * compare-and-swap needs (the state word's address, not at offset 0).
+ */
+static __attribute__((noinline)) int put_count_far(struct mrc_cache *cache,
+						   struct mrc_region *region)
+{
+	return put_count(cache, region);
+}
+
 int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 {
 	struct mrc_tref *t = mrc_tref_self;
-	unsigned int k = mrc_tref_slot_of(region);
+	unsigned int k;
 
 	if (mrc_unlikely(!cache || !region))
 		return mrc_error(EINVAL, "%s is NULL", cache ? "region" : "cache");
@@ -725,7 +747,10 @@ int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 	if (mrc_unlikely(!mrc_region_pool_owns(&cache->pool, region)))
 		return mrc_error(EINVAL, "%p is not a region of this cache (%p); put each region to the cache that gave it",
 				 (void *)region, (void *)cache);
-	if (t && t->slot[k] == (uintptr_t)region) {
+	if (!t)
+		return put_count(cache, region);
+	k = mrc_tref_slot_of(region);
+	if (t->slot[k] == (uintptr_t)region) {
 		mrc_tref_release(t, k, region);
 		/*
 		 * After the release: ordered by the reclaimer's fence too.
@@ -736,7 +761,5 @@ int mrc_put(struct mrc_cache *cache, struct mrc_region *region)
 			return put_slot_tail(cache, t, region);
 		return 0;
 	}
-	if (mrc_likely(put_counted(cache, region)))
-		return 0;
-	return put_unreferenced(cache, region);
+	return put_count_far(cache, region);
 }

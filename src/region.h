@@ -38,13 +38,18 @@ enum mrc_region_flags {
 
 struct mrc_region {
 	/*
-	 * First cache line: all a hit reads or writes. node.start/end is the
-	 * registered range, node.aux the access flags.
+	 * All a hit reads or writes: node.start/end (the registered range),
+	 * node.aux (the access flags) and, right after the node, the state
+	 * word: 40 bytes. Regions are 112 bytes apart, so they start at 0,
+	 * 48, 32 and 16 bytes into a cache line in turn; these 40 bytes lie
+	 * in one line for two regions of those four (the state word first,
+	 * as it was, spread a hit's bytes over the node's 64, in one line
+	 * for one region of four).
 	 */
-	uint64_t state;
 	struct mrc_itree_node node;
+	uint64_t state;
 
-	/* Second line: the lock holder's and the accessors'. */
+	/* The lock holder's and the accessors'. */
 	uint32_t flags;			/* enum mrc_region_flags */
 	uint32_t index;			/* in the pool; names it in hint slots */
 	void *handle;			/* the provider's object */
@@ -55,6 +60,13 @@ struct mrc_region {
 	uint32_t idle_since;		/* idle sweep clock (ms) when first seen
 					 * idle since its last use; 0: not yet */
 };
+
+/* The bytes a hit touches, from node.start to the state word's end. */
+_Static_assert(__builtin_offsetof(struct mrc_region, state) + sizeof(uint64_t) -
+	       __builtin_offsetof(struct mrc_region, node.start) <= 40 &&
+	       __builtin_offsetof(struct mrc_region, node.aux) >
+	       __builtin_offsetof(struct mrc_region, node.start),
+	       "a hit's fields must stay within 40 bytes (see struct mrc_region)");
 
 static inline uint32_t mrc_region_access_flags(const struct mrc_region *r)
 {
