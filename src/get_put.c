@@ -546,6 +546,8 @@ get_slotted(struct mrc_cache *cache, const void *addr, uint64_t end,
 	    uint32_t access, struct mrc_region **region, struct mrc_tref *t,
 	    struct mrc_region *r, bool from_hint)
 {
+	uint64_t pos;
+
 	switch (slot_hit(t, r, (uintptr_t)addr, end, access)) {
 	case SLOT_HIT:
 		break;
@@ -554,11 +556,9 @@ get_slotted(struct mrc_cache *cache, const void *addr, uint64_t end,
 	case SLOT_TAKEN:
 		return get_slot_taken(cache, addr, end, access, region, r);
 	}
-	if (from_hint &&
-	    mrc_unlikely(mrc_tref_refresh_front(mrc_tref_count_hit(t, r))))
+	pos = mrc_tref_count_hit(t, r);
+	if (from_hint && mrc_unlikely(mrc_tref_refresh_front(pos)))
 		return hit_remembered(cache, addr, region, t, r);
-	if (!from_hint)
-		mrc_tref_count_hit(t, r);
 	*region = r;
 	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
 		return verify_hit(cache, r);
