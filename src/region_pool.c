@@ -38,6 +38,26 @@ int mrc_region_pool_init(struct mrc_region_pool *pool)
 	return -ENOMEM;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23	/* Linux 5.14 */
+#endif
+
+/*
+ * Fault in the pages of a step just made accessible, in one call: the
+ * loop below writes every region of it at once, so this takes no more
+ * memory than the loop would, and saves the ~14 separate page faults the
+ * loop would take (in a fresh cache, about half of what growing costs).
+ * Older kernels refuse the advice (EINVAL); then the loop faults as before.
+ * Not a change a monitor records (hooks.c).
+ */
+static void populate(void *p, size_t len)
+{
+	int saved = errno;
+
+	madvise(p, len, MADV_POPULATE_WRITE);
+	errno = saved;
+}
+
 static int grow(struct mrc_region_pool *pool)
 {
 	struct mrc_region *step = pool->base + pool->capacity;
@@ -45,6 +65,7 @@ static int grow(struct mrc_region_pool *pool)
 	if ((pool->capacity + MRC_POOL_STEP) * sizeof(*step) > pool->reserved_bytes ||
 	    mprotect(step, MRC_POOL_STEP * sizeof(*step), PROT_READ | PROT_WRITE))
 		return -1;
+	populate(step, MRC_POOL_STEP * sizeof(*step));
 	for (int i = MRC_POOL_STEP - 1; i >= 0; i--) {
 		struct mrc_region *r = &step[i];
 
