@@ -14,15 +14,21 @@ static size_t hints_bytes(uint64_t slots)
 	return sizeof(struct mrc_hints) + slots * sizeof(uint32_t);
 }
 
-/* Anonymous memory: zero-filled, and it can be emptied in place later. */
-static struct mrc_hints *hints_map(unsigned int bits, size_t *len)
+/*
+ * Anonymous memory: zero-filled, and it can be emptied in place later.
+ * @populate: fault every page in with the mapping (one call instead of a
+ * fault per page), for a table about to be seeded.
+ */
+static struct mrc_hints *hints_map(unsigned int bits, int populate,
+				   size_t *len)
 {
 	uint64_t slots = 1ull << bits;
 	struct mrc_hints *h;
 
 	*len = hints_bytes(slots);
 	h = mmap(NULL, *len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		 MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0),
+		 -1, 0);
 	if (h == MAP_FAILED)
 		return NULL;
 	h->mult = mrc_hints_mult(bits);
@@ -45,7 +51,7 @@ int mrc_hints_init(struct mrc_hint_table *table)
 	table->retired = calloc(1, sizeof(*table->retired));
 	if (!table->retired)
 		return -ENOMEM;
-	table->current = hints_map(bits_for(MRC_HINTS_MIN_SLOTS),
+	table->current = hints_map(bits_for(MRC_HINTS_MIN_SLOTS), 0,
 				   &table->current_len);
 	if (!table->current) {
 		free(table->retired);
@@ -96,7 +102,12 @@ void mrc_hints_grow(struct mrc_hint_table *table, size_t regions,
 	if (!too_full(slots, regions) || slots >= MRC_HINTS_MAX_SLOTS ||
 	    retired->count == MRC_HINTS_MAX_RETIRED)
 		return;
-	h = hints_map(bits_for((uint64_t)regions * 4 / 3 + 1), &len);
+	/*
+	 * Seeding hashes every cached region into the new table, at least
+	 * 3/8 of a region per slot, hundreds per page: every page is written
+	 * at once anyway, so populating costs no memory.
+	 */
+	h = hints_map(bits_for((uint64_t)regions * 4 / 3 + 1), 1, &len);
 	if (!h)
 		return;
 	/* Not published yet: filling it races with nobody. */
