@@ -21,6 +21,8 @@
  * sees the ordering.
  */
 #define mrc_rmw_fence(p)	((void)__atomic_fetch_add((p), 1, __ATOMIC_SEQ_CST))
+/* The same, leaving the word as it is, and returning it. */
+#define mrc_rmw_read(p)		__atomic_fetch_add((p), 0, __ATOMIC_SEQ_CST)
 #define mrc_cas(p, expected, desired)					\
 	__atomic_compare_exchange_n((p), (expected), (desired), 1,	\
 				    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)

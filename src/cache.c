@@ -68,7 +68,8 @@ void mrc_cache_sync_locked(struct mrc_cache *cache)
  * unlocked, then look at the list. Both sides then do a read-modify-write
  * of the same word (handoff): whichever comes second sees what the other
  * did before it, so either the put's trylock finds the lock free or this
- * load finds the region.
+ * load finds the region. A nudge (below) uses the same word and the same
+ * handshake; one read-modify-write here serves both.
  */
 void mrc_cache_unlock(struct mrc_cache *cache)
 {
@@ -77,16 +78,17 @@ void mrc_cache_unlock(struct mrc_cache *cache)
 	do {
 		/*
 		 * Parked regions wait for a slot to be released; the put that
-		 * releases one moves @released (mrc_cache_nudge). One that
+		 * releases one moves @handoff (mrc_cache_nudge). One that
 		 * moved it before this load is seen by the scan in the drain;
 		 * one after makes the read-modify-write below return another
-		 * value, or comes after it and finds the lock free.
+		 * value, or comes after it and finds the lock free. A put
+		 * that pushed leaves the value as it is: the list is looked
+		 * at anyway.
 		 */
-		seen = mrc_load_acquire(&cache->released);
+		seen = mrc_load_acquire(&cache->handoff);
 		mrc_drain_deferred(cache);
 		pthread_mutex_unlock(&cache->lock);
-		mrc_rmw_fence(&cache->handoff);
-		now = __atomic_fetch_add(&cache->released, 0, __ATOMIC_SEQ_CST);
+		now = mrc_rmw_read(&cache->handoff);
 	} while ((mrc_load_relaxed(&cache->deferred) ||
 		  (mrc_load_relaxed(&cache->parked_count) && now != seen)) &&
 		 pthread_mutex_trylock(&cache->lock) == 0);
@@ -105,7 +107,7 @@ void mrc_cache_unlock(struct mrc_cache *cache)
 void mrc_cache_nudge(struct mrc_cache *cache)
 {
 	/* Pairs with the read-modify-write in mrc_cache_unlock(). */
-	mrc_rmw_fence(&cache->released);
+	mrc_rmw_fence(&cache->handoff);
 	if (!mrc_load_relaxed(&cache->parked_count) &&
 	    !mrc_load_relaxed(&cache->deferred))
 		return;
@@ -223,7 +225,7 @@ void mrc_cache_release_dead(struct mrc_cache *cache, struct mrc_region *r)
 {
 	push_deferred(cache, r);
 	/* Pairs with the one in mrc_cache_unlock(). */
-	mrc_rmw_fence(&cache->handoff);
+	(void)mrc_rmw_read(&cache->handoff);
 	if (pthread_mutex_trylock(&cache->lock) == 0)
 		mrc_cache_unlock(cache);
 }

@@ -59,8 +59,11 @@ struct mrc_cache {
 	struct mrc_region *deferred __attribute__((aligned(64)));
 	uint64_t hit_wraps;		/* region hit counters that wrapped */
 	uint64_t tref_hits;		/* slot hits folded by threads leaving */
-	uint32_t handoff;		/* orders puts against unlocks */
-	uint32_t released;		/* moved by releases of parked slots */
+	/*
+	 * Read-modify-written by unlocks and by puts that push or nudge,
+	 * which orders them; moved only by releases of parked slots.
+	 */
+	uint32_t handoff;
 	size_t parked_count;		/* regions on @parked (atomic reads) */
 
 	pthread_mutex_t lock __attribute__((aligned(64)));
