@@ -15,6 +15,24 @@
  * (mrc_itree_node_set_range() is the exception, see there).  The writer reads
  * these fields plainly: only the serialized writer stores to them, so its
  * own reads race with nothing.  parent and height are writer-private.
+ *
+ * The right spine.  The root and its chain of right children down to the
+ * last node hold MRC_ITREE_SPINE as max_end, every other node its exact
+ * subtree maximum, and the tree itself the largest end of all (tree->
+ * max_end).  Why: ranges registered in address order are each inserted
+ * after the last node, and each raised max_end along the whole spine, a
+ * chain of about log2 n dependent loads per miss.  With the spine at SPINE,
+ * such an insert stops at its parent.  What the queries lose is little.
+ * They rely on an exact max_end only for a left child ("the answer, if
+ * any, is in there"), and a left child is never on the spine.  A right
+ * child's max_end only decides whether to look into it at all, so a bound
+ * too high costs a detour, never a wrong answer; on the spine nothing
+ * follows that subtree in start order, so a walk that finds nothing there
+ * is done.  The root's test, which turns away a query past every end in one
+ * load, reads tree->max_end instead.  SPINE is kept by update_summary(): the
+ * last node gets it, and a node whose right child has it gets it through
+ * the maximum; the nodes a removal brings onto the spine get it at once
+ * (join_spine()).
  */
 #include "itree.h"
 
@@ -52,14 +70,21 @@ static inline uint64_t max_u64(uint64_t a, uint64_t b)
 	return a > b ? a : b;
 }
 
-/* Recompute height and max_end of @node from its children. */
-static void update_summary(node_t *node)
+/*
+ * Recompute height and max_end of @node from its children: SPINE for the
+ * last node, and through the maximum for every node above it on the spine.
+ */
+static void update_summary(const struct mrc_itree *tree, node_t *node)
 {
 	int32_t hl = height_of(node->left), hr = height_of(node->right);
 	uint64_t max_end;
 
 	node->height = 1 + (hl > hr ? hl : hr);
-	max_end = max_u64(node->end, max_u64(max_end_of(node->left), max_end_of(node->right)));
+	if (node == tree->rightmost)
+		max_end = MRC_ITREE_SPINE;
+	else
+		max_end = max_u64(node->end, max_u64(max_end_of(node->left),
+						     max_end_of(node->right)));
 	/* Skip redundant stores: they would bounce the line readers are on. */
 	if (max_end != node->max_end)
 		itree_store_val(node->max_end, max_end);
@@ -90,10 +115,10 @@ static node_t *rotate_left(struct mrc_itree *tree, node_t *x)
 	itree_store_ptr(x->right, inner);
 	if (inner)
 		inner->parent = x;
-	update_summary(x);
+	update_summary(tree, x);
 	itree_store_ptr(y->left, x);
 	x->parent = y;
-	update_summary(y);
+	update_summary(tree, y);
 	y->parent = parent;
 	replace_child(tree, parent, x, y);
 	return y;
@@ -106,10 +131,10 @@ static node_t *rotate_right(struct mrc_itree *tree, node_t *x)
 	itree_store_ptr(x->left, inner);
 	if (inner)
 		inner->parent = x;
-	update_summary(x);
+	update_summary(tree, x);
 	itree_store_ptr(y->right, x);
 	x->parent = y;
-	update_summary(y);
+	update_summary(tree, y);
 	y->parent = parent;
 	replace_child(tree, parent, x, y);
 	return y;
@@ -134,16 +159,34 @@ static node_t *rebalance(struct mrc_itree *tree, node_t *node)
 }
 
 /*
- * Walk from @node to the root fixing summaries and balance.  Always going
- * all the way up (O(log n)) is simpler than proving when max_end and height
- * stop changing, and the walk is short.
+ * After a removal: walk from @node towards the root fixing summaries and
+ * balance, up to the first node at or above @settle that keeps its height
+ * and max_end without a rotation. A node's summary depends only on its own
+ * end and its children's summaries, so nothing above that node changes
+ * either. The nodes whose children the removal relinked are all at or
+ * below @node; @settle is where stopping becomes sound: the successor that
+ * took the removed node's place carries that node's summary, not its own,
+ * until it is recomputed. Removing the oldest region (eviction,
+ * invalidation in address order) thus settles within a level or two
+ * instead of walking the height of the tree.
  */
-static void fixup_upward(struct mrc_itree *tree, node_t *node)
+static void fixup_after_remove(struct mrc_itree *tree, node_t *node,
+			       const node_t *settle)
 {
+	bool may_stop = false;
+
 	while (node) {
-		update_summary(node);
-		node = rebalance(tree, node);
-		node = node->parent;
+		int32_t old_height = node->height;
+		uint64_t old_max_end = node->max_end;
+		node_t *top;
+
+		may_stop |= node == settle;
+		update_summary(tree, node);
+		top = rebalance(tree, node);
+		if (may_stop && top == node && node->height == old_height &&
+		    node->max_end == old_max_end)
+			break;
+		node = top->parent;
 	}
 }
 
@@ -152,9 +195,9 @@ static void fixup_upward(struct mrc_itree *tree, node_t *node)
  * ancestors whose max_end is below its end (one store each, no height
  * work), and changes heights only up to the first ancestor whose height
  * stays the same or that a rotation brings back to its old height. On a
- * miss this halves the cost of the insert: regions registered in address
- * order raise max_end along the whole right spine, but heights settle
- * within a level or two.
+ * miss this halves the cost of the insert: heights settle within a level
+ * or two, and a leaf inserted after the last node finds its parent at
+ * SPINE already (regions registered in address order).
  */
 static void fixup_after_insert(struct mrc_itree *tree, node_t *leaf)
 {
@@ -164,7 +207,7 @@ static void fixup_after_insert(struct mrc_itree *tree, node_t *leaf)
 		int32_t old_height = n->height;
 		node_t *top;
 
-		update_summary(n);
+		update_summary(tree, n);
 		top = rebalance(tree, n);
 		if (top->height == old_height)
 			break;
@@ -195,6 +238,7 @@ void mrc_itree_init(struct mrc_itree *tree)
 	itree_store_ptr(tree->root, NULL);
 	tree->count = 0;
 	tree->rightmost = NULL;
+	itree_store_val(tree->max_end, 0);
 }
 
 /**
@@ -226,13 +270,17 @@ void mrc_itree_node_set_range(struct mrc_itree_node *node, uint64_t start, uint6
 void mrc_itree_insert(struct mrc_itree *tree, struct mrc_itree_node *node)
 {
 	node_t **link = &tree->root, *parent = NULL;
+	/* Equal starts land after the existing ones: it becomes the last node. */
+	bool last = !tree->rightmost || node->start >= tree->rightmost->start;
 
 	assert(node->start < node->end);
 	/* Initialise before the release store below makes the node reachable. */
 	itree_store_ptr(node->left, NULL);
 	itree_store_ptr(node->right, NULL);
-	itree_store_val(node->max_end, node->end);
+	itree_store_val(node->max_end, last ? MRC_ITREE_SPINE : node->end);
 	node->height = 1;
+	if (node->end > tree->max_end)
+		itree_store_val(tree->max_end, node->end);
 
 	/*
 	 * Starting at or after the last node (regions registered in address
@@ -240,7 +288,7 @@ void mrc_itree_insert(struct mrc_itree *tree, struct mrc_itree_node *node)
 	 * right at every level and end under the last node: go there at
 	 * once, saving a walk of dependent loads the height of the tree.
 	 */
-	if (tree->rightmost && node->start >= tree->rightmost->start) {
+	if (last && tree->rightmost) {
 		parent = tree->rightmost;
 		link = &parent->right;
 	}
@@ -251,8 +299,7 @@ void mrc_itree_insert(struct mrc_itree *tree, struct mrc_itree_node *node)
 	node->parent = parent;
 	__atomic_store_n(link, node, __ATOMIC_RELEASE);
 	tree->count++;
-	/* Equal starts land after the existing ones: it is the last node. */
-	if (!tree->rightmost || node->start >= tree->rightmost->start)
+	if (last)
 		tree->rightmost = node;
 	fixup_after_insert(tree, node);
 }
@@ -296,6 +343,27 @@ static node_t *unlink_via_successor(struct mrc_itree *tree, node_t *node)
 	return lowest;
 }
 
+/*
+ * @node and its chain of right children are about to be on the spine (the
+ * last node went and @node, its left child, takes its place). Raising a
+ * bound is safe for a reader at any time.
+ */
+static void join_spine(node_t *node)
+{
+	for (; node; node = node->right)
+		itree_store_val(node->max_end, MRC_ITREE_SPINE);
+}
+
+/* The largest end in @tree: the spine's own ends and its left subtrees'. */
+static uint64_t largest_end(const struct mrc_itree *tree)
+{
+	uint64_t max_end = 0;
+
+	for (node_t *n = tree->root; n; n = n->right)
+		max_end = max_u64(max_end, max_u64(n->end, max_end_of(n->left)));
+	return max_end;
+}
+
 /**
  * mrc_itree_remove() - take @node out of @tree
  * @tree: the tree
@@ -307,29 +375,37 @@ static node_t *unlink_via_successor(struct mrc_itree *tree, node_t *node)
  */
 void mrc_itree_remove(struct mrc_itree *tree, struct mrc_itree_node *node)
 {
-	node_t *fix_from;
+	node_t *fix_from, *settle;
 
 	/*
 	 * The last node has no right child: the one before it is the last of
 	 * its left subtree, or else its parent. Nodes are relinked, never
 	 * copied, so that node stays the last whatever the fixup rotates.
 	 */
-	if (node == tree->rightmost)
+	if (node == tree->rightmost) {
 		tree->rightmost = node->left ? rightmost_of(node->left) : node->parent;
-	if (node->left && node->right)
+		join_spine(node->left);
+	}
+	if (node->left && node->right) {
+		settle = leftmost(node->right);
 		fix_from = unlink_via_successor(tree, node);
-	else
-		fix_from = unlink_simple(tree, node);
+	} else {
+		fix_from = settle = unlink_simple(tree, node);
+	}
 	tree->count--;
-	fixup_upward(tree, fix_from);
+	fixup_after_remove(tree, fix_from, settle);
+	if (node->end >= tree->max_end)
+		itree_store_val(tree->max_end, largest_end(tree));
 }
 
 /*
  * Lowest-start node overlapping [start, end) in the subtree of @node, whose
- * max_end must be > start.  If the left subtree reaches past start it holds
- * the answer if there is one: any of its nodes with end > start either
- * starts before end (a match, earlier than @node) or starts at/after end, in
- * which case nothing to its right can match either.
+ * max_end is > start (a bound: on the spine the subtree may hold no end past
+ * start, and then the walk ends in NULL).  If the left subtree reaches past
+ * start it holds the answer if there is one: any of its nodes with end >
+ * start either starts before end (a match, earlier than @node) or starts
+ * at/after end, in which case nothing to its right can match either.  A
+ * left child is never on the spine, so its max_end is exact.
  */
 static node_t *subtree_first_overlap(node_t *node, uint64_t start, uint64_t end)
 {
@@ -362,7 +438,7 @@ static node_t *subtree_first_overlap(node_t *node, uint64_t start, uint64_t end)
 struct mrc_itree_node *mrc_itree_first_overlap(const struct mrc_itree *tree,
 					       uint64_t start, uint64_t end)
 {
-	if (!tree->root || tree->root->max_end <= start)
+	if (!tree->root || tree->max_end <= start)
 		return NULL;
 	return subtree_first_overlap(tree->root, start, end);
 }
@@ -384,6 +460,10 @@ struct mrc_itree_node *mrc_itree_next_overlap(const struct mrc_itree_node *node,
 	node_t *cur = (node_t *)node, *parent;
 
 	for (;;) {
+		/*
+		 * A NULL from a right subtree on the spine is final too: only
+		 * the spine's upper nodes are left, and they come before it.
+		 */
 		if (cur->right && cur->right->max_end > start)
 			return subtree_first_overlap(cur->right, start, end);
 		/* Climb to the first ancestor that follows cur in order. */
@@ -448,6 +528,9 @@ struct mrc_itree_node *mrc_itree_find_containing(const struct mrc_itree *tree,
 	node_t *cur = itree_load_ptr(tree->root);
 	unsigned int steps;
 
+	/* The root's max_end is SPINE: the tree's own bound turns this away. */
+	if (itree_load_val(tree->max_end) < end)
+		return NULL;
 	for (steps = 0; cur && steps < ITREE_MAX_READER_STEPS; steps++) {
 		/* The answer, if any, is in cur's subtree: prune on its max_end. */
 		if (itree_load_val(cur->max_end) < end)
@@ -490,22 +573,27 @@ struct mrc_itree_node *mrc_itree_next(const struct mrc_itree_node *node)
 struct check_walk {
 	size_t seen;
 	size_t limit;
+	uint64_t max_end;	/* largest end seen */
 };
 
-/* Height, balance and max_end of @node agree with its (already checked) children. */
-static bool summary_ok(const node_t *node)
+/*
+ * Height, balance and max_end of @node agree with its (already checked)
+ * children: SPINE on the spine, else the exact maximum (the children are
+ * then off the spine too, so theirs are exact).
+ */
+static bool summary_ok(const node_t *node, bool spine)
 {
 	int32_t hl = height_of(node->left), hr = height_of(node->right);
 	uint64_t max_end = max_u64(node->end, max_u64(max_end_of(node->left),
 						      max_end_of(node->right)));
 
 	return node->height == 1 + (hl > hr ? hl : hr) && hl - hr <= 1 && hr - hl <= 1 &&
-	       node->max_end == max_end;
+	       node->max_end == (spine ? MRC_ITREE_SPINE : max_end);
 }
 
 /* Check the subtree of @node, whose starts must lie in [lo, hi]. */
 static int check_subtree(const node_t *node, const node_t *parent, uint64_t lo, uint64_t hi,
-			 int depth, struct check_walk *walk)
+			 int depth, bool spine, struct check_walk *walk)
 {
 	if (!node)
 		return 0;
@@ -515,10 +603,11 @@ static int check_subtree(const node_t *node, const node_t *parent, uint64_t lo, 
 	if (node->parent != parent || node->start >= node->end ||
 	    node->start < lo || node->start > hi)
 		return -EINVAL;
-	if (check_subtree(node->left, node, lo, node->start, depth + 1, walk) ||
-	    check_subtree(node->right, node, node->start, hi, depth + 1, walk))
+	walk->max_end = max_u64(walk->max_end, node->end);
+	if (check_subtree(node->left, node, lo, node->start, depth + 1, false, walk) ||
+	    check_subtree(node->right, node, node->start, hi, depth + 1, spine, walk))
 		return -EINVAL;
-	return summary_ok(node) ? 0 : -EINVAL;
+	return summary_ok(node, spine) ? 0 : -EINVAL;
 }
 
 /**
@@ -526,8 +615,9 @@ static int check_subtree(const node_t *node, const node_t *parent, uint64_t lo, 
  * @tree: the tree
  *
  * Checks parent links, start order, start < end, heights, the AVL balance
- * bound, every max_end, the node count and the last node.  O(n).  Caller holds the writer
- * lock.
+ * bound, every max_end (SPINE exactly on the right spine), the tree's
+ * largest end, the node count and the last node.  O(n).  Caller holds the
+ * writer lock.
  *
  * Return: 0 if consistent, -EINVAL otherwise.
  */
@@ -535,9 +625,10 @@ int mrc_itree_check(const struct mrc_itree *tree)
 {
 	struct check_walk walk = { .seen = 0, .limit = tree->count };
 
-	if (check_subtree(tree->root, NULL, 0, UINT64_MAX, 1, &walk))
+	if (check_subtree(tree->root, NULL, 0, UINT64_MAX, 1, true, &walk))
 		return -EINVAL;
-	if (tree->rightmost != (tree->root ? rightmost_of(tree->root) : NULL))
+	if (tree->rightmost != (tree->root ? rightmost_of(tree->root) : NULL) ||
+	    tree->max_end != walk.max_end)
 		return -EINVAL;
 	return walk.seen == tree->count ? 0 : -EINVAL;
 }

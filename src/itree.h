@@ -4,6 +4,9 @@
  * Each node covers the half-open range [start, end).  The tree is ordered by
  * start (equal starts allowed) and every node caches max_end, the largest end
  * in its subtree, so overlap and containment queries can skip whole subtrees.
+ * Nodes on the right spine (the root and its chain of right children, down
+ * to the last node) hold MRC_ITREE_SPINE instead, and the tree holds the
+ * largest end of all: see itree.c, "The right spine".
  *
  * Concurrency: all functions except mrc_itree_find_containing() must be
  * serialized by the caller (the cache mutex).  mrc_itree_find_containing()
@@ -24,6 +27,9 @@
  */
 #define MRC_ITREE_MAX_HEIGHT 96
 
+/* max_end of every node on the right spine: an upper bound never reached. */
+#define MRC_ITREE_SPINE UINT64_MAX
+
 /*
  * aux, start and end last, in that order: an owner that keeps a word of
  * its own right after the node (the cache's regions, region.h) has what
@@ -31,7 +37,7 @@
  */
 struct mrc_itree_node {
 	struct mrc_itree_node *left, *right, *parent;
-	uint64_t max_end;  /* largest end in this subtree (the augmentation) */
+	uint64_t max_end;  /* largest end in this subtree (the augmentation), or SPINE */
 	int32_t height;
 	uint32_t aux;       /* the owner's: the tree never reads or writes it */
 	uint64_t start;    /* [start, end), end > start, set by the caller before insert */
@@ -43,6 +49,7 @@ struct mrc_itree {
 	size_t count;
 	/* Last node in start order: an insert past it needs no descent. */
 	struct mrc_itree_node *rightmost;
+	uint64_t max_end;	/* largest end of all nodes, 0 when empty */
 };
 
 void mrc_itree_init(struct mrc_itree *tree);

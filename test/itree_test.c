@@ -630,10 +630,22 @@ START_TEST(test_check_detects_corruption)
 	root = tree.root;
 	leaf = root->left;
 
+	/* The spine holds SPINE, not its exact maximum... */
 	saved = root->max_end;
-	root->max_end = saved + 1;
+	ck_assert_uint_eq(saved, MRC_ITREE_SPINE);
+	root->max_end = 40;
 	ck_assert_int_eq(mrc_itree_check(&tree), -EINVAL);
 	root->max_end = saved;
+
+	/* ...the nodes off it their exact maximum, and the tree the largest end. */
+	saved = leaf->max_end;
+	leaf->max_end = saved + 1;
+	ck_assert_int_eq(mrc_itree_check(&tree), -EINVAL);
+	leaf->max_end = saved;
+	ck_assert_uint_eq(tree.max_end, 40);
+	tree.max_end = 41;
+	ck_assert_int_eq(mrc_itree_check(&tree), -EINVAL);
+	tree.max_end = 40;
 
 	root->height++;
 	ck_assert_int_eq(mrc_itree_check(&tree), -EINVAL);
