@@ -29,6 +29,11 @@
  *
  * Needs two CPUs: on one, the two threads never run at the same time,
  * the outcome cannot happen, and the test fails saying so.
+ *
+ * A third case, first and quick: the fence runs exactly when a thread
+ * other than the reclaimer owns a record (only an owner can have a slot
+ * store in flight), so a process with one thread using the cache pays no
+ * membarrier per deregistration.
  */
 #include <check.h>
 #include <errno.h>
@@ -483,6 +488,60 @@ START_TEST(with_the_fence_no_scan_misses_a_slot)
 }
 END_TEST
 
+/* Membarriers one invalidation of a region this thread got and put ran. */
+static unsigned long fences_of_one_invalidation(void)
+{
+	unsigned long before = __atomic_load_n(&mrc_trefs_fences, __ATOMIC_RELAXED);
+	struct mrc_region *r = cache_get_ok(cache, page_addr, page, 0);
+	void *handle = mrc_region_handle(r);
+
+	cache_put_ok(cache, r);
+	ck_assert_int_eq(mrc_invalidate(cache, page_addr, page), 0);
+	ck_assert_msg(!is_live(handle), "an invalidated idle region is still registered");
+	return __atomic_load_n(&mrc_trefs_fences, __ATOMIC_RELAXED) - before;
+}
+
+struct owner {
+	char *addr;			/* its own page */
+	atomic_int state;		/* 1: it owns a record, 2: leave, -1: failed */
+};
+
+/* Claims a record (a get binds the thread), then waits to be let go. */
+static void *owner_thread(void *arg)
+{
+	struct owner *o = arg;
+	struct mrc_region *r;
+
+	if (mrc_get(cache, o->addr, page, 0, &r) || mrc_put(cache, r)) {
+		atomic_store(&o->state, -1);
+		return NULL;
+	}
+	atomic_store(&o->state, 1);
+	while (atomic_load(&o->state) != 2)
+		sched_yield();
+	return NULL;
+}
+
+START_TEST(the_fence_runs_only_with_another_owner)
+{
+	struct owner o = { .addr = cold };
+	pthread_t t;
+
+	litmus_setup();
+	ck_assert_uint_eq(fences_of_one_invalidation(), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, owner_thread, &o), 0);
+	while (atomic_load(&o.state) == 0)
+		sched_yield();
+	ck_assert_int_eq(atomic_load(&o.state), 1);
+	ck_assert_uint_eq(fences_of_one_invalidation(), 1);
+	atomic_store(&o.state, 2);
+	pthread_join(t, NULL);
+	/* Its record went with it: this thread is the only owner again. */
+	ck_assert_uint_eq(fences_of_one_invalidation(), 0);
+	litmus_teardown();
+}
+END_TEST
+
 static void add_case(Suite *s, const char *name, const TTest *test)
 {
 	TCase *tc = tcase_create(name);
@@ -508,6 +567,7 @@ int main(void)
 	madvise(cold, COLD_PAGES * page, MADV_NOHUGEPAGE);
 	memset(cold, 1, COLD_PAGES * page);
 	s = suite_create("threadrefs_litmus");
+	add_case(s, "owners", the_fence_runs_only_with_another_owner);
 	/* In this order: the fenced case runs as long as the unfenced one. */
 	if (!SANITIZED)
 		add_case(s, "unfenced", without_the_fence_a_scan_misses_a_slot);

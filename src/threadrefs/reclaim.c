@@ -21,6 +21,24 @@
 #include "threadrefs.h"
 
 int mrc_trefs_skip_fence;
+unsigned long mrc_trefs_fences;
+
+/*
+ * Does a thread other than the caller own a record? Only an owner stores
+ * to slots, and every claim and exit read-modify-writes the count, as
+ * this does (adding nothing), after the caller set DEAD: of two
+ * read-modify-writes of one word the second sees everything done before
+ * the first. A claim after this one therefore sees DEAD before its
+ * thread's first slot hit loads a state word; a claim before it is
+ * counted here; an exit before it made that thread's slot stores visible
+ * to the scan. The caller's own slot stores precede its scan anyway.
+ */
+static bool other_owners(void)
+{
+	uint32_t owners = mrc_rmw_read(&mrc_trefs_owners);
+
+	return owners > (mrc_tref_self ? 1u : 0u);
+}
 
 /* No fence, no safe deregistration: stop rather than risk the bytes. */
 static __attribute__((cold, noreturn)) void fence_failed(void)
@@ -37,13 +55,15 @@ static __attribute__((cold, noreturn)) void fence_failed(void)
  * every other running thread of the process has executed a full memory
  * barrier (threads not running passed one when they were switched out):
  * a hit whose slot store the scan does not see loads the state word after
- * that barrier, and so sees DEAD. mrc_trefs_skip_fence removes it, for the
- * test that shows it is needed (test/threadrefs_litmus_test, built from
- * the library's sources: no switch of the library itself turns it off).
+ * that barrier, and so sees DEAD. When no other thread owns a record
+ * there is no such hit, and no membarrier (other_owners()).
+ * mrc_trefs_skip_fence removes it always, for the test that shows it is
+ * needed (test/threadrefs_litmus_test, built from the library's sources:
+ * no switch of the library itself turns it off).
  */
 void mrc_trefs_fence(void)
 {
-	if (mrc_trefs_skip_fence)
+	if (mrc_trefs_skip_fence || !other_owners())
 		return;
 	/*
 	 * Going on without the fence could deregister a region a hit is
@@ -55,6 +75,7 @@ void mrc_trefs_fence(void)
 			fence_failed();
 		sched_yield();
 	}
+	mrc_fetch_add(&mrc_trefs_fences, 1);
 }
 
 /* Slot @k of @t holds @r and no other thread's put of it waits there. */

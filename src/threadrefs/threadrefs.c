@@ -29,6 +29,13 @@ static pthread_mutex_t records_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t records_once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
 struct mrc_tref *mrc_trefs_records;
+/*
+ * Records whose thread may still publish in their slots: read-modify-
+ * written (seq_cst) by a claim before the thread's first slot store, by
+ * an exit after its last, and by the reclaimer deciding whether it needs
+ * the fence (reclaim.c).
+ */
+uint32_t mrc_trefs_owners;
 static int available;
 
 static void tref_lock(struct mrc_tref *t)
@@ -139,8 +146,10 @@ static struct mrc_tref *claim_record(void)
 		}
 	}
 	pthread_mutex_unlock(&records_lock);
+	if (t)
+		__atomic_fetch_add(&mrc_trefs_owners, 1, __ATOMIC_SEQ_CST);
 	if (t && pthread_setspecific(exit_key, t))
-		t = NULL;	/* leaks one record to an owner it never had */
+		t = NULL;	/* leaks one record (still counted) to an owner it never had */
 	return t;
 }
 
@@ -336,6 +345,8 @@ static void thread_exit(void *arg)
 		tref_unlock(t);
 	}
 	mrc_tref_self = NULL;
+	/* After this thread's last store to a slot. */
+	__atomic_fetch_sub(&mrc_trefs_owners, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&records_lock);
 	tref_lock(t);
 	if (!any_held(t))
@@ -383,6 +394,7 @@ static void after_fork_child(void)
 		t->serving = 0;
 		t->state = t == mrc_tref_self ? MRC_TREF_OWNED : MRC_TREF_FREE;
 	}
+	mrc_store_relaxed(&mrc_trefs_owners, mrc_tref_self ? 1 : 0);
 	pthread_mutex_unlock(&records_lock);
 }
 

@@ -208,7 +208,9 @@ int mrc_trefs_put_remote(struct mrc_cache *cache, struct mrc_region *r);
 uint64_t mrc_trefs_hits(const struct mrc_cache *cache);
 
 extern struct mrc_tref *mrc_trefs_records;	/* all, newest first */
+extern uint32_t mrc_trefs_owners;		/* records owned by a thread */
 extern int mrc_trefs_skip_fence;		/* test only */
+extern unsigned long mrc_trefs_fences;		/* membarriers run, for tests */
 
 /* reclaim.c: the reclaimer's side */
 void mrc_trefs_fence(void);
