@@ -96,9 +96,13 @@ void mrc_cache_nudge(struct mrc_cache *cache);
 /* lru.c: the one place that evicts */
 void mrc_lru_add(struct mrc_cache *cache, struct mrc_region *r);
 void mrc_lru_remove(struct mrc_cache *cache, struct mrc_region *r);
-/* Says whether eviction freed enough, @freed bytes so far. */
+/*
+ * Says whether eviction freed enough: @freed bytes evicted so far, of
+ * which @pending are not deregistered yet (still in count.bytes_pinned).
+ */
 typedef int (*mrc_evict_enough_fn)(const struct mrc_cache *cache,
-				   uint64_t freed, const void *arg);
+				   uint64_t freed, uint64_t pending,
+				   const void *arg);
 uint64_t mrc_evict_idle(struct mrc_cache *cache, mrc_evict_enough_fn enough,
 			const void *arg);
 uint64_t mrc_lru_sweep_idle(struct mrc_cache *cache, uint32_t now,

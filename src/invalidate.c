@@ -51,9 +51,10 @@ void mrc_cache_watch_fired(struct mrc_cache *cache, uint32_t region)
 }
 
 static int freed_enough(const struct mrc_cache *cache, uint64_t freed,
-			const void *bytes)
+			uint64_t pending, const void *bytes)
 {
 	(void)cache;
+	(void)pending;
 	return freed >= *(const uint64_t *)bytes;
 }
 

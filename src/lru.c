@@ -86,6 +86,32 @@ static struct mrc_region *pick_idle(struct mrc_cache *cache)
 	return NULL;
 }
 
+/*
+ * Take a victim out of service; the caller's next drain deregisters it.
+ * Returns its length.
+ */
+static uint64_t evict(struct mrc_cache *cache, struct mrc_region *victim)
+{
+	uint64_t len = victim->node.end - victim->node.start;
+
+	mrc_region_kill(cache, victim);
+	cache->count.evictions++;
+	return len;
+}
+
+/* Victims until @enough, counting those killed and not yet drained. */
+static uint64_t evict_batch(struct mrc_cache *cache, mrc_evict_enough_fn enough,
+			    const void *arg, uint64_t freed)
+{
+	uint64_t pending = 0;
+	struct mrc_region *victim;
+
+	while (!enough(cache, freed + pending, pending, arg) &&
+	       (victim = pick_idle(cache)))
+		pending += evict(cache, victim);
+	return pending;
+}
+
 /**
  * mrc_evict_idle() - evict idle regions, least recently used first.
  * @cache: locked cache.
@@ -94,31 +120,26 @@ static struct mrc_region *pick_idle(struct mrc_cache *cache)
  *
  * Every eviction of the cache goes through here: the bounds before a
  * registration, the retry after the provider ran out of resources, memory
- * pressure. Each victim is deregistered at once, since the pinned-byte
- * count the bounds test only drops then.
+ * pressure. The victims that look enough are killed, then deregistered
+ * by one drain (with thread refs, one fence for all of them), and asked
+ * again: a victim a thread hit meanwhile is parked by the drain, still
+ * pinned, and then another is evicted.
  *
  * Return: the bytes released.
  */
-static uint64_t evict(struct mrc_cache *cache, struct mrc_region *victim)
-{
-	uint64_t len = victim->node.end - victim->node.start;
-
-	mrc_region_kill(cache, victim);
-	cache->count.evictions++;
-	mrc_drain_deferred(cache);
-	return len;
-}
-
 uint64_t mrc_evict_idle(struct mrc_cache *cache, mrc_evict_enough_fn enough,
 			const void *arg)
 {
-	uint64_t freed = 0;
-	struct mrc_region *victim;
+	uint64_t freed = 0, batch;
 
-	if (cache->thread_refs && !enough(cache, 0, arg))
+	if (cache->thread_refs && !enough(cache, 0, 0, arg))
 		mrc_trefs_harvest(cache);
-	while (!enough(cache, freed, arg) && (victim = pick_idle(cache)))
-		freed += evict(cache, victim);
+	do {
+		batch = evict_batch(cache, enough, arg, freed);
+		if (batch)
+			mrc_drain_deferred(cache);
+		freed += batch;
+	} while (batch && !enough(cache, freed, 0, arg));
 	return freed;
 }
 
@@ -171,5 +192,8 @@ uint64_t mrc_lru_sweep_idle(struct mrc_cache *cache, uint32_t now,
 		freed += sweep_one(cache, r, now, timeout_ms);
 		r = next;
 	}
+	/* The victims' deregistration, one drain (and fence) for all. */
+	if (freed)
+		mrc_drain_deferred(cache);
 	return freed;
 }

@@ -121,10 +121,12 @@ static int collect_merges(struct mrc_cache *cache, struct merge_set *set)
 	return ret;
 }
 
-static int over_bounds(const struct mrc_cache *cache, uint64_t len)
+/* Would @len more bytes exceed a bound, once @pending bytes are deregistered? */
+static int over_bounds(const struct mrc_cache *cache, uint64_t len,
+		       uint64_t pending)
 {
 	const struct mrc_config *cfg = &cache->config;
-	uint64_t cached = cache->count.bytes_pinned;
+	uint64_t cached = cache->count.bytes_pinned - pending;
 
 	if (cfg->max_bytes && cached + len > cfg->max_bytes)
 		return 1;
@@ -134,17 +136,18 @@ static int over_bounds(const struct mrc_cache *cache, uint64_t len)
 }
 
 static int fits_bounds(const struct mrc_cache *cache, uint64_t freed,
-		       const void *len)
+		       uint64_t pending, const void *len)
 {
 	(void)freed;
-	return !over_bounds(cache, *(const uint64_t *)len);
+	return !over_bounds(cache, *(const uint64_t *)len, pending);
 }
 
 static int never_enough(const struct mrc_cache *cache, uint64_t freed,
-			const void *arg)
+			uint64_t pending, const void *arg)
 {
 	(void)cache;
 	(void)freed;
+	(void)pending;
 	(void)arg;
 	return 0;
 }

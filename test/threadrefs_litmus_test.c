@@ -103,6 +103,15 @@ static int l_dereg(void *ctx, void *handle)
 	return 0;
 }
 
+static unsigned int nregs_live(void)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < LIVE; i++)
+		n += atomic_load(&live[i]) != 0;
+	return n;
+}
+
 static int is_live(void *handle)
 {
 	uint64_t h = (uintptr_t)handle;
@@ -522,6 +531,14 @@ static void *owner_thread(void *arg)
 	return NULL;
 }
 
+static void start_owner(struct owner *o, pthread_t *t)
+{
+	ck_assert_int_eq(pthread_create(t, NULL, owner_thread, o), 0);
+	while (atomic_load(&o->state) == 0)
+		sched_yield();
+	ck_assert_int_eq(atomic_load(&o->state), 1);
+}
+
 START_TEST(the_fence_runs_only_with_another_owner)
 {
 	struct owner o = { .addr = cold };
@@ -529,15 +546,55 @@ START_TEST(the_fence_runs_only_with_another_owner)
 
 	litmus_setup();
 	ck_assert_uint_eq(fences_of_one_invalidation(), 0);
-	ck_assert_int_eq(pthread_create(&t, NULL, owner_thread, &o), 0);
-	while (atomic_load(&o.state) == 0)
-		sched_yield();
-	ck_assert_int_eq(atomic_load(&o.state), 1);
+	start_owner(&o, &t);
 	ck_assert_uint_eq(fences_of_one_invalidation(), 1);
 	atomic_store(&o.state, 2);
 	pthread_join(t, NULL);
 	/* Its record went with it: this thread is the only owner again. */
 	ck_assert_uint_eq(fences_of_one_invalidation(), 0);
+	litmus_teardown();
+}
+END_TEST
+
+/*
+ * A registration that must evict several regions to fit the byte bound
+ * kills them all, then deregisters them with one drain: one membarrier,
+ * while another thread owns a record, for the lot.
+ */
+START_TEST(one_fence_per_eviction_batch)
+{
+	enum { VICTIMS = 8 };
+	struct mrc_provider prov = {
+		.name = "threadrefs_litmus", .reg = l_reg, .dereg = l_dereg,
+	};
+	struct mrc_cache_attr attr = {
+		.comp_mask = MRC_ATTR_MONITOR | MRC_ATTR_MAX_BYTES | MRC_ATTR_MERGE,
+		.monitor = MRC_MONITOR_MANUAL, .merge = MRC_MERGE_NONE,
+		.max_bytes = VICTIMS * page,
+	};
+	/* Pages of cold[], a page apart so that none touch. */
+	char *big = cold + 2 * VICTIMS * page;
+	struct owner o = { .addr = cold + 4 * VICTIMS * page };
+	struct mrc_stats st;
+	unsigned long before;
+	uint64_t evictions;
+	pthread_t t;
+
+	ck_assert_int_eq(mrc_cache_create(&prov, &attr, &cache), 0);
+	for (int i = 0; i < VICTIMS; i++)
+		cache_put_ok(cache, cache_get_ok(cache, cold + 2 * i * page, page, 0));
+	/* Its page evicts one victim: the bound holds VICTIMS pages. */
+	start_owner(&o, &t);
+	ck_assert_int_eq(mrc_cache_stats(cache, &st), 0);
+	evictions = st.evictions;
+	before = __atomic_load_n(&mrc_trefs_fences, __ATOMIC_RELAXED);
+	cache_put_ok(cache, cache_get_ok(cache, big, VICTIMS * page, 0));
+	ck_assert_uint_eq(__atomic_load_n(&mrc_trefs_fences, __ATOMIC_RELAXED) - before, 1);
+	ck_assert_int_eq(mrc_cache_stats(cache, &st), 0);
+	ck_assert_uint_eq(st.evictions - evictions, VICTIMS);
+	ck_assert_uint_eq(nregs_live(), 1);	/* the big one alone */
+	atomic_store(&o.state, 2);
+	pthread_join(t, NULL);
 	litmus_teardown();
 }
 END_TEST
@@ -568,6 +625,7 @@ int main(void)
 	memset(cold, 1, COLD_PAGES * page);
 	s = suite_create("threadrefs_litmus");
 	add_case(s, "owners", the_fence_runs_only_with_another_owner);
+	add_case(s, "eviction", one_fence_per_eviction_batch);
 	/* In this order: the fenced case runs as long as the unfenced one. */
 	if (!SANITIZED)
 		add_case(s, "unfenced", without_the_fence_a_scan_misses_a_slot);
