@@ -70,6 +70,13 @@ static inline uint64_t max_u64(uint64_t a, uint64_t b)
 	return a > b ? a : b;
 }
 
+static void update_height(node_t *node)
+{
+	int32_t hl = height_of(node->left), hr = height_of(node->right);
+
+	node->height = 1 + (hl > hr ? hl : hr);
+}
+
 /*
  * Recompute height and max_end of @node from its children: SPINE for the
  * last node, and through the maximum for every node above it on the spine.
@@ -203,11 +210,16 @@ static void fixup_after_insert(struct mrc_itree *tree, node_t *leaf)
 {
 	for (node_t *n = leaf->parent; n && n->max_end < leaf->end; n = n->parent)
 		itree_store_val(n->max_end, leaf->end);
+	/*
+	 * Heights only: max_end is right above, and a rotation below an
+	 * ancestor leaves the set of nodes under it, so its max_end, as it was
+	 * (rotations recompute the summaries of the nodes they move).
+	 */
 	for (node_t *n = leaf->parent; n;) {
 		int32_t old_height = n->height;
 		node_t *top;
 
-		update_summary(tree, n);
+		update_height(n);
 		top = rebalance(tree, n);
 		if (top->height == old_height)
 			break;
