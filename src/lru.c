@@ -99,16 +99,21 @@ static uint64_t evict(struct mrc_cache *cache, struct mrc_region *victim)
 	return len;
 }
 
-/* Victims until @enough, counting those killed and not yet drained. */
+/*
+ * Victims until @enough, counting those killed and not yet drained; called
+ * when it is not enough yet.
+ */
 static uint64_t evict_batch(struct mrc_cache *cache, mrc_evict_enough_fn enough,
 			    const void *arg, uint64_t freed)
 {
 	uint64_t pending = 0;
 	struct mrc_region *victim;
 
-	while (!enough(cache, freed + pending, pending, arg) &&
-	       (victim = pick_idle(cache)))
+	while ((victim = pick_idle(cache))) {
 		pending += evict(cache, victim);
+		if (enough(cache, freed + pending, pending, arg))
+			break;
+	}
 	return pending;
 }
 
@@ -121,25 +126,30 @@ static uint64_t evict_batch(struct mrc_cache *cache, mrc_evict_enough_fn enough,
  * Every eviction of the cache goes through here: the bounds before a
  * registration, the retry after the provider ran out of resources, memory
  * pressure. The victims that look enough are killed, then deregistered
- * by one drain (with thread refs, one fence for all of them), and asked
- * again: a victim a thread hit meanwhile is parked by the drain, still
- * pinned, and then another is evicted.
+ * by one drain (with thread refs, one fence for all of them). A victim
+ * that a thread hit meanwhile is parked by the drain, still pinned: then
+ * the bound is asked again, and another goes.
  *
  * Return: the bytes released.
  */
 uint64_t mrc_evict_idle(struct mrc_cache *cache, mrc_evict_enough_fn enough,
 			const void *arg)
 {
-	uint64_t freed = 0, batch;
+	uint64_t freed = 0, batch, pinned;
 
-	if (cache->thread_refs && !enough(cache, 0, 0, arg))
+	if (enough(cache, 0, 0, arg))
+		return 0;
+	if (cache->thread_refs)
 		mrc_trefs_harvest(cache);
 	do {
 		batch = evict_batch(cache, enough, arg, freed);
-		if (batch)
-			mrc_drain_deferred(cache);
+		if (!batch)
+			break;
+		pinned = cache->count.bytes_pinned;
+		mrc_drain_deferred(cache);
 		freed += batch;
-	} while (batch && !enough(cache, freed, 0, arg));
+	} while (pinned - cache->count.bytes_pinned < batch &&
+		 !enough(cache, freed, 0, arg));
 	return freed;
 }
 
