@@ -166,13 +166,15 @@ static void flush_hits(struct mrc_tref *t)
 }
 
 /**
- * mrc_trefs_bind() - let this thread hit @cache through its slots.
+ * mrc_trefs_bind_slow() - mrc_trefs_bind() when the thread may not hit
+ * @cache through its slots yet: no record, puts left for it, or bound to
+ * another cache.
  *
- * Called on the slow path of a get. A thread counts hits for one cache at
- * a time; switching caches folds the count into the old cache (a
- * destroyed cache's object stays, so that is safe).
+ * A thread counts hits for one cache at a time; switching caches folds the
+ * count into the old cache (a destroyed cache's object stays, so that is
+ * safe).
  */
-void mrc_trefs_bind(struct mrc_cache *cache)
+void mrc_trefs_bind_slow(struct mrc_cache *cache)
 {
 	struct mrc_tref *t = mrc_tref_self;
 

@@ -202,10 +202,21 @@ static inline bool mrc_tref_refresh_front(uint64_t pos)
 
 /* threadrefs.c: records, binding, thread exit, fork, remote puts */
 int mrc_trefs_available(void);
-void mrc_trefs_bind(struct mrc_cache *cache);
+void mrc_trefs_bind_slow(struct mrc_cache *cache);
 void mrc_trefs_serve_requests(struct mrc_tref *t);
 int mrc_trefs_put_remote(struct mrc_cache *cache, struct mrc_region *r);
 uint64_t mrc_trefs_hits(const struct mrc_cache *cache);
+
+/*
+ * Let this thread hit @cache through its slots (called on the slow path of
+ * a get): nothing to do when it already may, which is every miss but a
+ * thread's first in this cache.
+ */
+static inline void mrc_trefs_bind(struct mrc_cache *cache)
+{
+	if (!mrc_tref_for(cache))
+		mrc_trefs_bind_slow(cache);
+}
 
 extern struct mrc_tref *mrc_trefs_records;	/* all, newest first */
 extern uint32_t mrc_trefs_owners;		/* records owned by a thread */
