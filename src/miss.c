@@ -160,7 +160,9 @@ static int never_enough(const struct mrc_cache *cache, uint64_t freed,
  */
 static void make_room(struct mrc_cache *cache, uint64_t len)
 {
-	mrc_evict_idle(cache, fits_bounds, &len);
+	/* The common case, without the call and the indirect one. */
+	if (over_bounds(cache, len, 0))
+		mrc_evict_idle(cache, fits_bounds, &len);
 }
 
 /* The provider or the monitor ran out: idle regions hold what it needs. */
