@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bool_words.h"
 #include "config.h"
 #include "error.h"
 
@@ -108,18 +109,9 @@ static int parse_duration(const char *name, const char *text, uint64_t *value)
 
 static int parse_bool(const char *name, const char *text, uint64_t *value)
 {
-	static const char *const yes[] = { "1", "yes", "on", "true" };
-	static const char *const no[] = { "0", "no", "off", "false" };
-
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (!strcasecmp(text, yes[i])) {
-			*value = 1;
-			return 0;
-		}
-		if (!strcasecmp(text, no[i])) {
-			*value = 0;
-			return 0;
-		}
+	if (mrc_bool_yes(text) || mrc_bool_no(text)) {
+		*value = mrc_bool_yes(text);
+		return 0;
 	}
 	return mrc_error(EINVAL, "%s=\"%s\" is not a boolean (0/1, yes/no, on/off)",
 			 name, text);

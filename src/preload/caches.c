@@ -270,7 +270,8 @@ static void print_line(FILE *f, const struct mrc_stats *sum)
 		" evictions %" PRIu64 " reg %" PRIu64 " dereg %" PRIu64
 		" passthrough %" PRIu64 "\n",
 		(int)getpid(), sum->monitor[0] ? sum->monitor : "none",
-		mrc_trefs_expected() ? "thread" : "cas", sum->hits, sum->misses, sum->invalidations, sum->evictions,
+		mrc_trefs_expected() ? "thread" : "cas", sum->hits, sum->misses,
+		sum->invalidations, sum->evictions,
 		sum->reg_calls, sum->dereg_calls,
 		__atomic_load_n(&passthrough, __ATOMIC_RELAXED));
 }

@@ -16,9 +16,10 @@
 #include <linux/membarrier.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <strings.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "bool_words.h"
 
 /* The kernel can run the reclaimer's fence (registering may still fail). */
 static inline bool mrc_trefs_membarrier_ok(void)
@@ -28,11 +29,10 @@ static inline bool mrc_trefs_membarrier_ok(void)
 	return cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED);
 }
 
-/* @text is a value src/config.c reads as false (parse_bool's "no" list). */
+/* @text is a value src/config.c reads as false. */
 static inline bool mrc_trefs_env_off(const char *text)
 {
-	return text && (!strcasecmp(text, "0") || !strcasecmp(text, "no") ||
-			!strcasecmp(text, "off") || !strcasecmp(text, "false"));
+	return text && mrc_bool_no(text);
 }
 
 /* Caches created now use them. */
