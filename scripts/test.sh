@@ -71,7 +71,7 @@ summary() {
 distcheck_tests="test/itree_test test/cache_test test/stress_test
 	test/monitor_ring_test test/lifetime_test test/badinput_test test/fuzz_test
 	test/monitor_hooks_test test/threadrefs_test test/threadrefs_litmus_test
-	test/threadrefs_records_test
+	test/threadrefs_records_test test/threadrefs_fence_test
 	test/monitor_uffd_test test/progress_test test/ranges_test
 	test/watcher_hooks.sh test/watcher_uffd.sh test/vm/smoke.sh
 	test/monitor_kmod.sh"
