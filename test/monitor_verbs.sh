@@ -25,12 +25,14 @@ mem=512
 # pressure cases: the sanitizers make mlock() a no-op, so the hog's pages
 # can be swapped out and it succeeds whatever stays pinned (under ASan,
 # pressure_manual_keeps_pins fails for that reason alone). They run in the
-# plain build. TSan's shadow memory needs a bigger guest (512 MiB: OOM),
-# and its slowdown longer case timeouts (the ring overflow case: over 60 s).
+# plain build. TSan's shadow memory needs a bigger guest (512 MiB: OOM;
+# 1024 MiB: reclaim while the ring cases cache 16,384 regions, each of 2
+# loaded runs), and its slowdown longer case timeouts (the ring overflow
+# case: over 60 s).
 if [[ -n ${MRCACHE_SANITIZED:-} ]]; then
 	export CK_EXCLUDE_TAGS=pressure
 	export CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-4}
-	mem=1024
+	mem=1536
 fi
 cd "$top_builddir" || exit 99
 exec "$top_srcdir/test/in-vm.sh" --kmod "$top_builddir/kmod-build/mrcache.ko" --rdma \
