@@ -220,6 +220,30 @@ int mrc_watcher_drain(struct mrc_watcher *watcher, mrc_watch_fn fn,
 		      void *arg);
 int mrc_watcher_pending(const struct mrc_watcher *watcher);
 
+/*
+ * struct mrc_watcher_words - the words mrc_watcher_pending() loads, for a
+ * check on a hot path without a call (a runtime's validity callback, say).
+ * Filled by mrc_watcher_words(); they live as long as the watcher. Read
+ * them only through mrc_watcher_words_pending(), which loads them in the
+ * order the library stores them.
+ */
+struct mrc_watcher_words {
+	const size_t *fired;		/* watches fired, not yet drained */
+	const uint32_t *events;		/* moves when the monitor sees a change */
+	const uint32_t *collected;	/* *events as the last drain took it */
+};
+
+int mrc_watcher_words(const struct mrc_watcher *watcher,
+		      struct mrc_watcher_words *words);
+
+/* mrc_watcher_pending() inline: might a drain report anything? */
+static inline int mrc_watcher_words_pending(const struct mrc_watcher_words *w)
+{
+	return __atomic_load_n(w->fired, __ATOMIC_ACQUIRE) ||
+	       __atomic_load_n(w->events, __ATOMIC_ACQUIRE) !=
+	       __atomic_load_n(w->collected, __ATOMIC_ACQUIRE);
+}
+
 const char *mrc_last_error(void);
 
 #ifdef __cplusplus

@@ -108,17 +108,29 @@ static void teardown(void)
 	w = NULL;
 }
 
-/* Two pieces, two calls: invalid at once, one report of the whole range. */
+/* The pending check, called and inline, answers @expect. */
+static void assert_pending(const struct mrc_watcher_words *words, int expect)
+{
+	ck_assert_int_eq(!!mrc_watcher_pending(w), expect);
+	ck_assert_int_eq(!!mrc_watcher_words_pending(words), expect);
+}
+
+/*
+ * Two pieces, two calls: invalid at once, one report of the whole range.
+ * Pending from the first change until the drain, for both checks.
+ */
 START_TEST(partial_unmaps_report_whole_range_once)
 {
 	char *p = map_pages(4);
+	struct mrc_watcher_words words;
 	struct mrc_watchpoint wp;
 
+	ck_assert_int_eq(mrc_watcher_words(w, &words), 0);
 	watch(&wp, p, 4 * page, 7);
 	ck_assert_int_eq(drain(), 0);
-	ck_assert(!mrc_watcher_pending(w));
+	assert_pending(&words, 0);
 	ck_assert_int_eq(munmap(p + page, page), 0);
-	ck_assert(mrc_watcher_pending(w));
+	assert_pending(&words, 1);
 	ck_assert(!mrc_watchpoint_valid(w, &wp));
 	ck_assert_int_eq(munmap(p + 3 * page, page), 0);
 	ck_assert_int_eq(drain(), 1);
@@ -126,7 +138,7 @@ START_TEST(partial_unmaps_report_whole_range_once)
 	ck_assert_ptr_eq((void *)(uintptr_t)reports[0].start, p);
 	ck_assert_int_eq(reports[0].len, 4 * page);
 	ck_assert(!mrc_watchpoint_valid(w, &wp));
-	ck_assert(!mrc_watcher_pending(w));
+	assert_pending(&words, 0);
 	ck_assert_int_eq(drain(), 0);
 	ck_assert_int_eq(mrc_watcher_remove(w, &wp), 0);
 	munmap(p, 4 * page);
@@ -287,6 +299,7 @@ END_TEST
 START_TEST(bad_input_is_refused)
 {
 	struct mrc_watcher_attr attr = { .comp_mask = 1u << 5 };
+	struct mrc_watcher_words words;
 	struct mrc_watcher *x;
 	struct mrc_watchpoint wp;
 	char c;
@@ -305,6 +318,8 @@ START_TEST(bad_input_is_refused)
 	ck_assert_int_eq(mrc_watcher_add(w, (void *)-4096L, 8192, 0, &wp), -EINVAL);
 	ck_assert_int_eq(mrc_watcher_add(w, &c, 1, 0, NULL), -EINVAL);
 	ck_assert_int_eq(mrc_watcher_drain(w, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(mrc_watcher_words(NULL, &words), -EINVAL);
+	ck_assert_int_eq(mrc_watcher_words(w, NULL), -EINVAL);
 	ck_assert_int_eq(mrc_watcher_close(NULL), -EINVAL);
 	wp = (struct mrc_watchpoint){ .slot = 12345 };
 	ck_assert_int_eq(mrc_watcher_remove(w, &wp), -EINVAL);

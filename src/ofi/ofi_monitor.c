@@ -41,6 +41,7 @@
 
 static struct fid_mem_monitor monitor;
 static struct mrc_ranges *ranges;	/* while libfabric runs us */
+static const struct mrc_ranges_settle *settle;	/* its settled check's words */
 static const char *running;		/* the watcher's monitor, or NULL */
 
 /* Info lines only when libfabric's own log would show its info lines. */
@@ -73,6 +74,7 @@ static int ofi_start(struct fid_mem_monitor *m)
 			mrc_last_error());
 		return ret == -ENOMEM ? -FI_ENOMEM : -FI_ENODEV;
 	}
+	settle = mrc_ranges_settle_of(ranges);
 	__atomic_store_n(&running, mrc_ranges_monitor(ranges), __ATOMIC_RELEASE);
 	if (verbose())
 		fprintf(stderr, "mrcache-ofi: libfabric's memory monitor is mrcache (%s)\n",
@@ -88,6 +90,7 @@ static void ofi_stop(struct fid_mem_monitor *m)
 	__atomic_store_n(&running, NULL, __ATOMIC_RELEASE);
 	mrc_ranges_close(ranges);
 	ranges = NULL;
+	settle = NULL;
 }
 
 static int ofi_subscribe(struct fid_mem_monitor *m, const void *addr,
@@ -113,7 +116,8 @@ static bool ofi_valid(struct fid_mem_monitor *m, const void *addr,
 		      size_t len)
 {
 	(void)m;
-	return mrc_ranges_settled(ranges) ||
+	/* Inline: at every cache hit, settled is the answer. */
+	return mrc_ranges_settle_done(settle) ||
 	       mrc_ranges_check(ranges, addr, len) == 1;
 }
 

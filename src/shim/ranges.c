@@ -40,8 +40,7 @@ struct mrc_ranges {
 	struct range *oldest, *newest;
 	size_t count;
 	uint64_t next_serial;
-	int trim;			/* the monitor ran out of room */
-	uint64_t drains;		/* started (low half), ended (high) */
+	struct mrc_ranges_settle settle;	/* trim, drains, the watcher's words */
 	int wake_fd;			/* trim, or stop the thread */
 	int stopping;
 	int thread_running;
@@ -161,7 +160,7 @@ static void ask_for_trim(struct mrc_ranges *r)
 {
 	uint64_t one = 1;
 
-	__atomic_store_n(&r->trim, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->settle.trim, 1, __ATOMIC_RELAXED);
 	if (r->wake_fd >= 0 && write(r->wake_fd, &one, sizeof(one)) < 0)
 		fprintf(stderr, "mrcache shim: cannot wake the drain thread: %s\n",
 			strerror(errno));
@@ -287,34 +286,27 @@ int mrc_ranges_drain(struct mrc_ranges *r)
 {
 	int trimmed = 0, ret;
 
-	__atomic_add_fetch(&r->drains, DRAIN_STARTED, __ATOMIC_RELAXED);
-	if (__atomic_load_n(&r->trim, __ATOMIC_RELAXED))
+	__atomic_add_fetch(&r->settle.drains, DRAIN_STARTED, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&r->settle.trim, __ATOMIC_RELAXED))
 		trimmed = trim(r);
 	ret = mrc_watcher_drain(r->watcher, fired, r);
-	__atomic_add_fetch(&r->drains, DRAIN_ENDED, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&r->settle.drains, DRAIN_ENDED, __ATOMIC_RELEASE);
 	return ret < 0 ? ret : ret + trimmed;
 }
 
 int mrc_ranges_pending(const struct mrc_ranges *r)
 {
-	return mrc_watcher_pending(r->watcher) ||
-	       __atomic_load_n(&r->trim, __ATOMIC_ACQUIRE);
+	return mrc_ranges_settle_pending(&r->settle);
 }
 
-/*
- * Settled: no drain was running and nothing was pending at one instant
- * between the two loads of the drain counter (it only grows, so equal
- * loads mean it did not move). Every change seen before that instant was
- * then taken by a drain that has returned, so its callback has run.
- */
 int mrc_ranges_settled(const struct mrc_ranges *r)
 {
-	uint64_t before = __atomic_load_n(&r->drains, __ATOMIC_ACQUIRE);
+	return mrc_ranges_settle_done(&r->settle);
+}
 
-	if ((uint32_t)before != (uint32_t)(before >> 32))
-		return 0;
-	return !mrc_ranges_pending(r) &&
-	       __atomic_load_n(&r->drains, __ATOMIC_ACQUIRE) == before;
+const struct mrc_ranges_settle *mrc_ranges_settle_of(const struct mrc_ranges *r)
+{
+	return &r->settle;
 }
 
 /*
@@ -328,7 +320,7 @@ static int trim(struct mrc_ranges *r)
 	struct { uintptr_t addr; size_t len; } *out;
 
 	pthread_mutex_lock(&r->lock);
-	__atomic_store_n(&r->trim, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->settle.trim, 0, __ATOMIC_RELEASE);
 	n = r->count / TRIM_DIVISOR + 1;
 	out = calloc(n, sizeof(*out));
 	for (i = 0; out && i < n && r->oldest; i++) {
@@ -404,6 +396,8 @@ int mrc_ranges_open(struct mrc_ranges **out, mrc_ranges_fn fn, void *arg,
 	mrc_index_init(&r->index);
 	pthread_mutex_init(&r->lock, NULL);
 	ret = mrc_watcher_open(NULL, &r->watcher);
+	if (!ret)
+		ret = mrc_watcher_words(r->watcher, &r->settle.words);
 	if (!ret && thread)
 		ret = start_thread(r);
 	if (ret) {

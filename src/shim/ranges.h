@@ -24,7 +24,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mrcache.h"
+
 struct mrc_ranges;
+
+/*
+ * What the settled check loads, apart so that a runtime's validity
+ * callback can inline it (mrc_ranges_settle_of() once, then
+ * mrc_ranges_settle_done() per call): a few loads and no call.
+ */
+struct mrc_ranges_settle {
+	uint64_t drains;		/* started (low half), ended (high) */
+	int trim;			/* the monitor ran out of room */
+	struct mrc_watcher_words words;	/* the watcher's pending check */
+};
 
 /* Memory in [addr, addr + len) may have changed. */
 typedef void (*mrc_ranges_fn)(void *arg, void *addr, size_t len);
@@ -59,5 +72,30 @@ int mrc_ranges_pending(const struct mrc_ranges *r);
  * the runtime still caches cannot have changed. Lock-free.
  */
 int mrc_ranges_settled(const struct mrc_ranges *r);
+/* The words of @r's settled check; they live until mrc_ranges_close(). */
+const struct mrc_ranges_settle *mrc_ranges_settle_of(const struct mrc_ranges *r);
+
+static inline int mrc_ranges_settle_pending(const struct mrc_ranges_settle *s)
+{
+	return mrc_watcher_words_pending(&s->words) ||
+	       __atomic_load_n(&s->trim, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * mrc_ranges_settled(), inline. No drain was running and nothing was
+ * pending at one instant between the two loads of the drain counter (it
+ * only grows, so equal loads mean it did not move). Every change seen
+ * before that instant was then taken by a drain that has returned, so its
+ * callback has run.
+ */
+static inline int mrc_ranges_settle_done(const struct mrc_ranges_settle *s)
+{
+	uint64_t before = __atomic_load_n(&s->drains, __ATOMIC_ACQUIRE);
+
+	if ((uint32_t)before != (uint32_t)(before >> 32))
+		return 0;
+	return !mrc_ranges_settle_pending(s) &&
+	       __atomic_load_n(&s->drains, __ATOMIC_ACQUIRE) == before;
+}
 
 #endif /* MRC_SHIM_RANGES_H */

@@ -152,9 +152,10 @@ static int hooks_valid(const struct mrc_watcher *w,
 	return mrc_range_watches_valid(&hb_of(w)->watches, wp);
 }
 
-static int hooks_pending(const struct mrc_watcher *w)
+static void hooks_words(const struct mrc_watcher *w, const uint32_t **events,
+			const uint32_t **collected)
 {
-	return mrc_range_watches_pending(&hb_of(w)->watches);
+	mrc_range_watches_words(&hb_of(w)->watches, events, collected);
 }
 
 static void *signaller_main(void *arg)
@@ -231,5 +232,5 @@ const struct mrc_watch_backend mrc_watch_hooks = {
 	.collect = hooks_collect,
 	.valid = hooks_valid,
 	.fd = hooks_fd,
-	.pending = hooks_pending,
+	.words = hooks_words,
 };

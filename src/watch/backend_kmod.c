@@ -192,12 +192,13 @@ static void kmod_collect(struct mrc_watcher *w)
 	mrc_store_release(&kb->collected, seq);
 }
 
-static int kmod_pending(const struct mrc_watcher *w)
+static void kmod_words(const struct mrc_watcher *w, const uint32_t **events,
+		       const uint32_t **collected)
 {
 	const struct kmod_backend *kb = w->priv;
 
-	return mrc_load_acquire((uint32_t *)at(kb, kb->off.sequence)) !=
-	       mrc_load_acquire(&kb->collected);
+	*events = (const uint32_t *)at(kb, kb->off.sequence);
+	*collected = &kb->collected;
 }
 
 static int kmod_fd(struct mrc_watcher *w)
@@ -213,5 +214,5 @@ const struct mrc_watch_backend mrc_watch_kmod = {
 	.remove = kmod_remove,
 	.collect = kmod_collect,
 	.fd = kmod_fd,
-	.pending = kmod_pending,
+	.words = kmod_words,
 };

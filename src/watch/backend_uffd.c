@@ -121,9 +121,10 @@ static int uffd_valid(const struct mrc_watcher *w,
 	return mrc_range_watches_valid(&ub_of(w)->watches, wp);
 }
 
-static int uffd_pending(const struct mrc_watcher *w)
+static void uffd_words(const struct mrc_watcher *w, const uint32_t **events,
+		       const uint32_t **collected)
 {
-	return mrc_range_watches_pending(&ub_of(w)->watches);
+	mrc_range_watches_words(&ub_of(w)->watches, events, collected);
 }
 
 static int uffd_fd(struct mrc_watcher *w)
@@ -150,5 +151,5 @@ const struct mrc_watch_backend mrc_watch_uffd = {
 	.collect = uffd_collect,
 	.valid = uffd_valid,
 	.fd = uffd_fd,
-	.pending = uffd_pending,
+	.words = uffd_words,
 };

@@ -88,11 +88,13 @@ mrc_range_watches_valid(const struct mrc_range_watches *rw,
 	return !rw->record->overlaps(cursor, wp->start, wp->end);
 }
 
-static inline int
-mrc_range_watches_pending(const struct mrc_range_watches *rw)
+/* The backend's words() (watcher.h): the record's word and our copy. */
+static inline void
+mrc_range_watches_words(const struct mrc_range_watches *rw,
+			const uint32_t **events, const uint32_t **collected)
 {
-	return mrc_load_acquire(rw->event_word) !=
-	       mrc_load_acquire(&rw->collected);
+	*events = rw->event_word;
+	*collected = &rw->collected;
 }
 
 #endif /* MRC_WATCH_RANGE_WATCHES_H */

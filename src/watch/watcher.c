@@ -117,9 +117,13 @@ static int open_backend(struct mrc_watcher *w,
 
 	w->backend = b;
 	ret = b->open(w);
-	if (ret)
+	if (ret) {
 		w->backend = NULL;
-	return ret;
+		return ret;
+	}
+	w->words.fired = &w->nfired;
+	b->words(w, &w->words.events, &w->words.collected);
+	return 0;
 }
 
 /*
@@ -375,8 +379,17 @@ int mrc_watchpoint_valid(const struct mrc_watcher *w,
  */
 int mrc_watcher_pending(const struct mrc_watcher *w)
 {
-	return __atomic_load_n(&w->nfired, __ATOMIC_ACQUIRE) ||
-	       w->backend->pending(w);
+	return mrc_watcher_words_pending(&w->words);
+}
+
+int mrc_watcher_words(const struct mrc_watcher *w,
+		      struct mrc_watcher_words *words)
+{
+	if (!w || !words)
+		return mrc_error(EINVAL, "mrc_watcher_words: %s is NULL",
+				 w ? "words" : "watcher");
+	*words = w->words;
+	return 0;
 }
 
 static size_t take_fired(struct mrc_watcher *w, struct mrc_watch_fired **list)

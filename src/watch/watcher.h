@@ -65,12 +65,16 @@ struct mrc_watch_backend {
 		     const struct mrc_watchpoint *wp);
 	int (*fd)(struct mrc_watcher *w);
 	/*
-	 * Lock-free: has the monitor seen anything since the last collect?
-	 * Acquire loads of what collect stores with release, so a caller
-	 * that sees a collect's result also sees what preceded the collect
-	 * (src/shim/ranges.c's settled check relies on it).
+	 * The monitor's event word, which moves whenever it sees a change,
+	 * and the backend's copy of it at the last collect, stored with
+	 * release after what the collect did: while the two are equal the
+	 * monitor saw nothing since, and a check that loads them with
+	 * acquire and finds them equal also sees what preceded the collect
+	 * (src/shim/ranges.c's settled check relies on it). Both live until
+	 * close.
 	 */
-	int (*pending)(const struct mrc_watcher *w);
+	void (*words)(const struct mrc_watcher *w, const uint32_t **events,
+		      const uint32_t **collected);
 };
 
 struct mrc_watcher {
@@ -87,6 +91,7 @@ struct mrc_watcher {
 	size_t nfired;
 	size_t fired_cap;
 	pid_t owner;		/* a forked child gets -ECHILD */
+	struct mrc_watcher_words words;	/* nfired and the backend's words */
 };
 
 #define MRC_WATCH_CHUNK 1024u
