@@ -109,8 +109,12 @@ static int parse_duration(const char *name, const char *text, uint64_t *value)
 
 static int parse_bool(const char *name, const char *text, uint64_t *value)
 {
-	if (mrc_bool_yes(text) || mrc_bool_no(text)) {
-		*value = mrc_bool_yes(text);
+	if (mrc_bool_yes(text)) {
+		*value = 1;
+		return 0;
+	}
+	if (mrc_bool_no(text)) {
+		*value = 0;
 		return 0;
 	}
 	return mrc_error(EINVAL, "%s=\"%s\" is not a boolean (0/1, yes/no, on/off)",

@@ -466,6 +466,17 @@ static __attribute__((noinline)) int verify_hit(struct mrc_cache *cache,
 	return 0;
 }
 
+/* Every hit ends here: hand out @r (in paranoid mode, checked first). */
+static inline __attribute__((always_inline)) int
+hand_out(struct mrc_cache *cache, struct mrc_region **region,
+	 struct mrc_region *r)
+{
+	*region = r;
+	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
+		return verify_hit(cache, r);
+	return 0;
+}
+
 /*
  * The candidate did not serve after all: drop it and look properly. Like
  * unpublish_then_get(), it takes the get's arguments in the registers
@@ -493,10 +504,7 @@ static __attribute__((noinline)) int hit_remembered(struct mrc_cache *cache,
 						    struct mrc_region *r)
 {
 	mrc_tref_remember(t, mrc_hints_key((uintptr_t)addr), r);
-	*region = r;
-	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
-		return verify_hit(cache, r);
-	return 0;
+	return hand_out(cache, region, r);
 }
 
 /*
@@ -514,10 +522,7 @@ get_counted(struct mrc_cache *cache, const void *addr, uint64_t end,
 	if (mrc_unlikely(!region_serves(r, (uintptr_t)addr, end, access)))
 		return reject_then_get(cache, addr, end, access, region, r);
 	note_hit(cache, old);
-	*region = r;
-	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
-		return verify_hit(cache, r);
-	return 0;
+	return hand_out(cache, region, r);
 }
 
 /*
@@ -559,10 +564,7 @@ get_slotted(struct mrc_cache *cache, const void *addr, uint64_t end,
 	pos = mrc_tref_count_hit(t, r);
 	if (from_hint && mrc_unlikely(mrc_tref_refresh_front(pos)))
 		return hit_remembered(cache, addr, region, t, r);
-	*region = r;
-	if (mrc_unlikely(mrc_load_relaxed(&cache->check_pfn)))
-		return verify_hit(cache, r);
-	return 0;
+	return hand_out(cache, region, r);
 }
 
 /*
@@ -573,18 +575,33 @@ get_slotted(struct mrc_cache *cache, const void *addr, uint64_t end,
  * live to need no saved register, and neither tests which kind of
  * reference it takes.
  */
-static __attribute__((noinline)) int get_hinted(struct mrc_cache *cache,
-						const void *addr, uint64_t end,
-						uint32_t access,
-						struct mrc_region **region)
+/*
+ * The region the hint table names for @addr's key, in *@r; false for
+ * none. (A bool and not NULL: a region's address is never tested then.)
+ */
+static inline __attribute__((always_inline)) bool
+hinted_region(const struct mrc_cache *cache, const void *addr,
+	      struct mrc_region **r)
 {
 	uint32_t index = hint_candidate(cache, mrc_hints_key((uintptr_t)addr));
 
 	/* Also catches "no candidate": index 0 - 1 wraps to the top. */
 	if (mrc_unlikely(index >= mrc_region_pool_capacity(&cache->pool)))
+		return false;
+	*r = mrc_region_at(&cache->pool, index);
+	return true;
+}
+
+static __attribute__((noinline)) int get_hinted(struct mrc_cache *cache,
+						const void *addr, uint64_t end,
+						uint32_t access,
+						struct mrc_region **region)
+{
+	struct mrc_region *r;
+
+	if (mrc_unlikely(!hinted_region(cache, addr, &r)))
 		return get_checked(cache, addr, end, access, region);
-	return get_counted(cache, addr, end, access, region,
-			   mrc_region_at(&cache->pool, index));
+	return get_counted(cache, addr, end, access, region, r);
 }
 
 static __attribute__((noinline)) int get_hinted_slot(struct mrc_cache *cache,
@@ -593,12 +610,11 @@ static __attribute__((noinline)) int get_hinted_slot(struct mrc_cache *cache,
 						     struct mrc_region **region,
 						     struct mrc_tref *t)
 {
-	uint32_t index = hint_candidate(cache, mrc_hints_key((uintptr_t)addr));
+	struct mrc_region *r;
 
-	if (mrc_unlikely(index >= mrc_region_pool_capacity(&cache->pool)))
+	if (mrc_unlikely(!hinted_region(cache, addr, &r)))
 		return get_checked(cache, addr, end, access, region);
-	return get_slotted(cache, addr, end, access, region, t,
-			   mrc_region_at(&cache->pool, index), true);
+	return get_slotted(cache, addr, end, access, region, t, r, true);
 }
 
 /**

@@ -83,10 +83,9 @@ static void update_height(node_t *node)
  */
 static void update_summary(const struct mrc_itree *tree, node_t *node)
 {
-	int32_t hl = height_of(node->left), hr = height_of(node->right);
 	uint64_t max_end;
 
-	node->height = 1 + (hl > hr ? hl : hr);
+	update_height(node);
 	if (node == tree->rightmost)
 		max_end = MRC_ITREE_SPINE;
 	else
